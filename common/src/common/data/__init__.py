@@ -1,0 +1,1 @@
+"""Loaders of the real on-disk formats (MMRec, DF-GAN text-image, AR-LDM stories, HCRN VideoQA)."""

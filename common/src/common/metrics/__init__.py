@@ -1,0 +1,1 @@
+"""The field's reference metric definitions: each function takes plain tensors/arrays."""
