@@ -42,10 +42,11 @@ def random_problem(seed: int, n_users=70, n_items=120):
 
 
 def to_batch(users, train, truth):
-    pairs = lambda sets: [(r, i) for r, u in enumerate(users) for i in sorted(sets[u])]  # noqa: E731
-    tr, te = pairs(train), pairs(truth)
-    col = lambda p, j: torch.tensor([x[j] for x in p], dtype=torch.long)  # noqa: E731
-    return RankingBatch(torch.tensor(users), col(tr, 0), col(tr, 1), col(te, 0), col(te, 1))
+    def coo(sets):
+        pairs = [(r, i) for r, u in enumerate(users) for i in sorted(sets[u])]
+        return torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+
+    return RankingBatch(torch.tensor(users), *coo(train), *coo(truth))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
