@@ -3,7 +3,8 @@
 Planted structure: users and items have latent factors; each user's items are drawn without
 replacement (Gumbel top-k) from softmax(u.v * sharpness + popularity), so preferences follow the
 factors with a popularity skew. Image and text features are noisy random projections of the item
-factors, so content predicts preference. Ids are re-indexed to be contiguous and each user is split
+factors, so content predicts preference. An item that no user drew goes to the user who likes it
+most, so ids are contiguous (every item occurs, as after MMRec's 5-core re-indexing). Each user is split
 at random as MMRec's ``preprocessing/1splitting.ipynb`` does (n < 10: n-2/1/1; else floor(0.2n)//2
 valid, the rest of floor(0.2n) test).
 """
@@ -75,8 +76,12 @@ def write(
     counts = np.clip(5 + rng.poisson(max(mean_interactions - 5, 0), n_users), 5, n_items // 2)
     users, items = _draw_interactions(rng, user_f, item_f, popularity, counts)
 
-    kept_items, items = np.unique(items, return_inverse=True)  # contiguous ids, as after MMRec re-indexing
-    item_f = item_f[kept_items]
+    unused = np.setdiff1d(np.arange(n_items), items)
+    if unused.size:  # contiguous ids: each undrawn item joins the user with the highest affinity for it
+        users = np.concatenate([users, np.argmax(user_f @ item_f[unused].T, axis=0)])
+        items = np.concatenate([items, unused])
+        order = np.argsort(users, kind="stable")
+        users, items = users[order], items[order]
     labels = split_labels(rng, users)
 
     n = users.size
@@ -90,6 +95,6 @@ def write(
     )
     for fname, dim in (("image_feat.npy", image_dim), ("text_feat.npy", text_dim)):
         projection = rng.standard_normal((factor_dim, dim)) / np.sqrt(factor_dim)
-        feats = item_f @ projection + feature_noise * rng.standard_normal((item_f.shape[0], dim))
+        feats = item_f @ projection + feature_noise * rng.standard_normal((n_items, dim))
         np.save(out / fname, feats.astype(np.float32))
     return out
