@@ -1,0 +1,39 @@
+# mmrepro: `make reproduce-<paper> [DATA=dir]` and `make test`; both install what they need.
+PAPERS   := mvgcn ld4mrec befa galip denet storyimager dualvgr
+PROJECTS := common $(PAPERS)
+PYTHON   ?= $(shell command -v python3.11 || command -v python3)
+TOOLS    := .venv-tools
+TOX      := $(TOOLS)/bin/tox
+
+.PHONY: help test lint clean $(addprefix test-,$(PROJECTS))
+
+help:
+	@echo "make reproduce-<paper> [DATA=dir]  reproduce one paper (no DATA: its embedded synthetic default)"
+	@echo "make test                         every tox environment (lint + all projects)"
+	@echo "make test-<project>               one of: $(PROJECTS)"
+	@echo "papers: $(PAPERS)"
+
+$(TOX):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet tox==4.67.15
+
+test: $(TOX)
+	$(TOX) run
+
+lint: $(TOX)
+	$(TOX) run -e lint
+
+$(addprefix test-,$(PROJECTS)): test-%: $(TOX)
+	$(TOX) run -e $*
+
+# A paper is built once its package has a `reproduce` module; until then this fails with one line.
+reproduce-%:
+	$(if $(filter $*,$(PAPERS)),,$(error reproduce-$*: unknown paper '$*'; the papers are: $(PAPERS)))
+	$(if $(wildcard $*/src/$*/reproduce.py),,$(error reproduce-$*: $* is not implemented yet \
+		(see $*/README.md); nothing was run))
+	@$(MAKE) --no-print-directory $(TOX)
+	$(TOX) run -e $* --notest
+	.tox/$*/bin/python -m $*.reproduce $(if $(DATA),--data $(DATA))
+
+clean:
+	rm -rf .tox $(TOOLS) .cache
