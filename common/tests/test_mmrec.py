@@ -61,7 +61,8 @@ def test_writer_is_deterministic_in_seed(tmp_path):
 def test_planted_structure_content_beats_popularity(toy):
     """A content-only scorer (user profile = mean train-item image feature) beats popularity 1.5x."""
     d = load_mmrec(toy)
-    pop = torch.from_numpy(np.asarray(d.splits["train"].sum(0)).ravel()).float()
+    pop = torch.from_numpy(d.item_popularity())
+    assert pop.sum() == d.splits["train"].nnz
     feats = d.features["image_feat"] - d.features["image_feat"].mean(0)
     train = d.splits["train"]
     profile = torch.from_numpy(np.asarray(train @ feats) / np.asarray(train.sum(1)))

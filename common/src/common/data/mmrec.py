@@ -104,6 +104,10 @@ class MMRecData:
         """Users with at least one interaction in ``split`` (the users MMRec evaluates)."""
         return np.flatnonzero(np.diff(self._split(split).indptr) > 0)
 
+    def item_popularity(self) -> np.ndarray:
+        """Training interactions per item (float32 [n_items]): the scores of the popularity baseline."""
+        return np.asarray(self.splits["train"].sum(0), dtype=np.float32).ravel()
+
     def _split(self, split: str) -> sp.csr_matrix:
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(self.splits)}")
