@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import common
+
 import galip
 
 REPO = Path(__file__).resolve().parents[2]

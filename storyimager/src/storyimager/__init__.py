@@ -1,4 +1,4 @@
-"""StoryImager: A Unified and Efficient Framework for Coherent Story Visualization and Completion. Not implemented yet (skeleton)."""
+"""StoryImager: coherent story visualization and completion (ECCV 2024). Not implemented yet (skeleton)."""
 
 __version__ = "0.0.1"
 IMPLEMENTED = False
