@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from common.data.bpr import BPRSampler
-from common.data.mmrec import load_mmrec
+from common.data.mmrec import k_core_mask, load_mmrec, random_split_labels
 from common.errors import DataFormatError
 from common.metrics.ranking import evaluate_full_ranking
 from common.synthetic import mmrec as writer
@@ -218,3 +218,22 @@ def test_corrupt_feature_file(tmp_path):
     with pytest.raises(DataFormatError) as err:
         load_mmrec(folder)
     assert_one_line(err, "image_feat.npy", "not a readable .npy")
+
+
+def test_k_core_filter_is_iterative():
+    # user 1 has 4 rows and goes first; item 9 then has 4 rows and goes; then users 0, 7, 8, 9 have 4 rows
+    users = np.repeat(np.arange(10), [5, 4, 5, 5, 5, 5, 5, 5, 5, 5])
+    items = np.array([9, 1, 2, 3, 4] + [9, 1, 2, 3] + [1, 2, 3, 4, 5] * 5 + [9, 1, 2, 3, 4] * 3)
+    keep = k_core_mask(users, items, k=5)
+    assert set(users[keep]) == {2, 3, 4, 5, 6}
+    assert set(items[keep]) == {1, 2, 3, 4, 5}
+
+
+def test_random_split_follows_mmrec_rule_and_is_seeded():
+    users = np.repeat(np.array([7, 3, 11]), [5, 10, 23])
+    labels = random_split_labels(users, np.random.default_rng(0))
+    for u, (tr, va, te) in {7: (3, 1, 1), 3: (8, 1, 1), 11: (19, 2, 2)}.items():
+        got = labels[users == u]
+        assert ((got == 0).sum(), (got == 1).sum(), (got == 2).sum()) == (tr, va, te)
+    assert np.array_equal(labels, random_split_labels(users, np.random.default_rng(0)))
+    assert not np.array_equal(labels, random_split_labels(users, np.random.default_rng(1)))

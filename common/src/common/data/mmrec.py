@@ -23,6 +23,42 @@ REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
 FEATURE_FILES = ("image_feat.npy", "text_feat.npy")
 
 
+def k_core_mask(users: np.ndarray, items: np.ndarray, k: int = 5) -> np.ndarray:
+    """Rows kept by MMRec's iterative k-core filter (``preprocessing/0rating2inter.ipynb``).
+
+    Repeatedly drops every row whose user or item has fewer than ``k`` rows left, until none has.
+    """
+    keep = np.ones(users.size, dtype=bool)
+    _, u = np.unique(users, return_inverse=True)
+    _, i = np.unique(items, return_inverse=True)
+    while True:
+        u_count = np.bincount(u[keep], minlength=u.max() + 1)
+        i_count = np.bincount(i[keep], minlength=i.max() + 1)
+        bad = keep & ((u_count[u] < k) | (i_count[i] < k))
+        if not bad.any():
+            return keep
+        keep &= ~bad
+
+
+def random_split_labels(users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """x_label per row by MMRec's random per-user split (``preprocessing/1splitting.ipynb``).
+
+    Rows are shuffled and grouped by user; a user with n < 10 rows gets n-2 train, 1 valid, 1 test;
+    otherwise floor(0.2 n) rows are held out, floor(0.2 n) // 2 of them valid and the rest test.
+    """
+    _, u = np.unique(users, return_inverse=True)
+    n_per_user = np.bincount(u)
+    order = np.lexsort((rng.random(users.size), u))  # random order within each user
+    start = np.concatenate([[0], np.cumsum(n_per_user)[:-1]])
+    pos = np.empty(users.size, dtype=np.int64)
+    pos[order] = np.arange(users.size) - start[u[order]]
+    n = n_per_user[u]
+    held_out = np.where(n < 10, 2, np.floor(0.2 * n).astype(np.int64))
+    n_valid = np.where(n < 10, 1, held_out // 2)
+    n_train = n - held_out
+    return np.where(pos < n_train, 0, np.where(pos < n_train + n_valid, 1, 2))
+
+
 def read_inter(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(users, items, labels) int64 arrays from a ``.inter`` file, validated."""
     path = require_file(path, "interaction file (.inter)")

@@ -5,8 +5,7 @@ replacement (Gumbel top-k) from softmax(u.v * sharpness + popularity), so prefer
 factors with a popularity skew. Image and text features are noisy random projections of the item
 factors, so content predicts preference. An item that no user drew goes to the user who likes it
 most, so ids are contiguous (every item occurs, as after MMRec's 5-core re-indexing). Each user is split
-at random as MMRec's ``preprocessing/1splitting.ipynb`` does (n < 10: n-2/1/1; else floor(0.2n)//2
-valid, the rest of floor(0.2n) test).
+at random by MMRec's rule (``common.data.mmrec.random_split_labels``).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+
+from common.data.mmrec import random_split_labels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,19 +40,6 @@ def _draw_interactions(rng: np.random.Generator, user_f, item_f, popularity, cou
         users.append(np.repeat(np.arange(start, start + order.shape[0]), n))
         items.append(order[take])
     return np.concatenate(users), np.concatenate(items)
-
-
-def split_labels(rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
-    """MMRec random per-user split of rows grouped by user: x_label 0/1/2 (train/valid/test)."""
-    n_per_user = np.bincount(users)
-    n = n_per_user[users]
-    order = np.lexsort((rng.random(users.size), users))  # random order within each user
-    start = np.concatenate([[0], np.cumsum(n_per_user)[:-1]])
-    pos = np.empty(users.size, dtype=np.int64)
-    pos[order] = np.arange(users.size) - start[users[order]]
-    held_out = np.where(n < 10, 2, np.floor(0.2 * n).astype(np.int64))
-    n_valid = np.where(n < 10, 1, held_out // 2)
-    return np.where(pos < n_valid, 1, np.where(pos < held_out, 2, 0))
 
 
 def write(
@@ -82,7 +70,7 @@ def write(
         items = np.concatenate([items, unused])
         order = np.argsort(users, kind="stable")
         users, items = users[order], items[order]
-    labels = split_labels(rng, users)
+    labels = random_split_labels(users, rng)
 
     n = users.size
     ratings = rng.integers(1, 6, n)
