@@ -3,9 +3,8 @@
 import subprocess
 from pathlib import Path
 
-import common
-
 import befa
+import common
 
 REPO = Path(__file__).resolve().parents[2]
 

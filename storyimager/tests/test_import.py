@@ -4,7 +4,6 @@ import subprocess
 from pathlib import Path
 
 import common
-
 import storyimager
 
 REPO = Path(__file__).resolve().parents[2]

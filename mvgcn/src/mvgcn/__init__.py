@@ -1,4 +1,3 @@
-"""MGCN: Multi-View Graph Convolutional Network for Multimedia Recommendation. Not implemented yet (skeleton)."""
+"""MGCN: Multi-View Graph Convolutional Network for Multimedia Recommendation (Yu et al., ACM MM 2023)."""
 
-__version__ = "0.0.1"
-IMPLEMENTED = False
+__version__ = "0.1.0"

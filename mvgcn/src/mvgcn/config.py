@@ -1,0 +1,110 @@
+"""Run configuration: one YAML file -> a typed dataclass; unknown or mistyped keys are one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from common.errors import DataFormatError
+
+FUSIONS = ("official", "paper")
+
+
+@dataclass
+class MGCNConfig:
+    """Hyper-parameters of MGCN and of the MMRec trainer (official ``MGCN.yaml`` + ``overall.yaml``)."""
+
+    # data
+    dataset: str = "baby"
+    data: str = "data/baby"  # folder with <dataset>.inter, image_feat.npy, text_feat.npy
+    cache_dir: str = ".cache/mvgcn/graphs"  # kNN graphs, keyed by a hash of the features and k
+    runs_dir: str = "runs/mvgcn"
+    run_name: str | None = None
+    synthetic: bool = False  # set by the embedded default: every printed number is labelled SYNTHETIC
+    # model (paper Sec. 3; official src/configs/model/MGCN.yaml)
+    embedding_size: int = 64
+    n_ui_layers: int = 2
+    n_layers: int = 1  # item-item propagation layers
+    knn_k: int = 10
+    cl_loss: float | list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])  # lambda_C; a list = grid
+    temperature: float = 0.2
+    reg_weight: float = 1e-4
+    fusion: str = "official"  # official: (E_s + sum_m P_m * E~_m) / 3; paper: Eq. (15)
+    # ablations (paper Sec. 4.4)
+    use_purifier: bool = True
+    use_item_item_view: bool = True
+    use_fuser_attention: bool = True
+    use_self_supervision: bool = True
+    # training (MMRec overall.yaml, MGCN repo values)
+    seed: int = 999
+    epochs: int = 1000
+    train_batch_size: int = 2048
+    eval_batch_size: int = 2048
+    learning_rate: float = 1e-3
+    learning_rate_scheduler: list[float] = field(default_factory=lambda: [0.96, 50.0])  # factor a^(epoch/b)
+    stopping_step: int = 10
+    valid_metric: str = "recall@20"
+    topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
+    device: str = "cpu"
+
+    def validate(self, source: str | Path = "config") -> MGCNConfig:
+        if self.fusion not in FUSIONS:
+            raise DataFormatError(source, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        metric, _, k = self.valid_metric.partition("@")
+        if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit() or int(k) not in self.topk:
+            raise DataFormatError(source, f"valid_metric {self.valid_metric!r} is not <metric>@<k> with k in topk")
+        if len(self.learning_rate_scheduler) != 2:
+            raise DataFormatError(source, "learning_rate_scheduler must be [factor, period]")
+        return self
+
+    def grid(self) -> list[float]:
+        """The lambda_C values to train (one run each, selected on validation)."""
+        return list(self.cl_loss) if isinstance(self.cl_loss, list) else [self.cl_loss]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(name: str, value, default, source):
+    """Check a YAML value against the type of the field's default (ints may stand for floats)."""
+    if isinstance(default, bool) or default is None:
+        ok = isinstance(value, bool) if isinstance(default, bool) else value is None or isinstance(value, str)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, (list, int, float)) if name == "cl_loss" else isinstance(value, list)
+    else:
+        ok = isinstance(value, type(default)) and not isinstance(value, bool)
+    if not ok:
+        raise DataFormatError(source, f"key '{name}' expects {type(default).__name__}, got {value!r}")
+    return value
+
+
+def load_config(path: str | Path | None = None, **overrides) -> MGCNConfig:
+    """Defaults, then the YAML file, then ``overrides`` (CLI flags; None values are ignored)."""
+    values: dict = {}
+    source: str | Path = "overrides"
+    if path is not None:
+        source = Path(path)
+        if not source.is_file():
+            raise DataFormatError(source, "config file not found")
+        try:
+            values = yaml.safe_load(source.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise DataFormatError(source, f"invalid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise DataFormatError(source, "expected a mapping of keys to values")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    defaults = MGCNConfig()
+    known = {f.name for f in dataclasses.fields(MGCNConfig)}
+    for key, value in values.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise DataFormatError(source, f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+        values[key] = _coerce(key, value, getattr(defaults, key), source)
+    return MGCNConfig(**values).validate(source)

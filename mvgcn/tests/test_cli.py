@@ -1,0 +1,77 @@
+"""The command line: help, train + eval on tiny SYNTHETIC data, and one-line errors for bad input."""
+
+import numpy as np
+import pytest
+
+from mvgcn.cli import main
+
+
+def test_every_command_has_help(capsys):
+    for cmd in ([], ["train"], ["eval"], ["prepare"], ["bench"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*cmd, "--help"])
+        assert exit_.value.code == 0
+    assert "usage: mvgcn" in capsys.readouterr().out
+
+
+def write_config(tmp_path, data_dir, **extra):
+    lines = [f"data: {data_dir}", f"dataset: {data_dir.name}", f"cache_dir: {tmp_path / 'cache'}",
+             f"runs_dir: {tmp_path / 'runs'}", "synthetic: true", "cl_loss: 0.01", "train_batch_size: 256",
+             "epochs: 2"] + [f"{k}: {v}" for k, v in extra.items()]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_then_eval_checkpoint(tiny_data, tmp_path, capsys):
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data)), "--run-name", "r"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("MGCN on tiny — SYNTHETIC")
+    best = tmp_path / "runs" / "tiny" / "r" / "cl_loss=0.01" / "checkpoints" / "best.pt"
+    assert main(["eval", "--checkpoint", str(best)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SYNTHETIC") and '"recall@20"' in out
+
+
+def assert_one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_misspelled_config_key(tiny_data, tmp_path, capsys):
+    path = write_config(tmp_path, tiny_data, cl_los=0.1)
+    assert main(["train", "--config", str(path)]) == 2
+    assert_one_line_error(capsys, "c.yaml", "unknown key 'cl_los'", "did you mean 'cl_loss'")
+
+
+def test_mistyped_config_value(tiny_data, tmp_path, capsys):
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data, knn_k="ten"))]) == 2
+    assert_one_line_error(capsys, "c.yaml", "knn_k")
+
+
+def copy_dataset(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name.replace(src.name, dst.name)).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_missing_feature_file(tiny_data, tmp_path, capsys):
+    data = copy_dataset(tiny_data, tmp_path / "nofeat")
+    (data / "text_feat.npy").unlink()
+    assert main(["train", "--config", str(write_config(tmp_path, data))]) == 2
+    assert_one_line_error(capsys, "text_feat.npy", "not found")
+
+
+def test_features_for_the_wrong_number_of_items(tiny_data, tmp_path, capsys):
+    data = copy_dataset(tiny_data, tmp_path / "wrong")
+    np.save(data / "image_feat.npy", np.ones((7, 64), np.float32))
+    assert main(["train", "--config", str(write_config(tmp_path, data))]) == 2
+    assert_one_line_error(capsys, "image_feat.npy", "7 rows")
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert_one_line_error(capsys, "none.pt", "not found")
