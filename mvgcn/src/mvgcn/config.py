@@ -1,15 +1,13 @@
-"""Run configuration: one YAML file -> a typed dataclass; unknown or mistyped keys are one-line errors."""
+"""MGCN run configuration (one YAML file -> ``MGCNConfig``; unknown or mistyped keys are one-line errors)."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from common.errors import DataFormatError
+from common.runs import load_config as common_load_config
 
 FUSIONS = ("official", "paper")
 
@@ -69,42 +67,6 @@ class MGCNConfig:
         return dataclasses.asdict(self)
 
 
-def _coerce(name: str, value, default, source):
-    """Check a YAML value against the type of the field's default (ints may stand for floats)."""
-    if isinstance(default, bool) or default is None:
-        ok = isinstance(value, bool) if isinstance(default, bool) else value is None or isinstance(value, str)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, list):
-        ok = isinstance(value, (list, int, float)) if name == "cl_loss" else isinstance(value, list)
-    else:
-        ok = isinstance(value, type(default)) and not isinstance(value, bool)
-    if not ok:
-        raise DataFormatError(source, f"key '{name}' expects {type(default).__name__}, got {value!r}")
-    return value
-
-
 def load_config(path: str | Path | None = None, **overrides) -> MGCNConfig:
     """Defaults, then the YAML file, then ``overrides`` (CLI flags; None values are ignored)."""
-    values: dict = {}
-    source: str | Path = "overrides"
-    if path is not None:
-        source = Path(path)
-        if not source.is_file():
-            raise DataFormatError(source, "config file not found")
-        try:
-            values = yaml.safe_load(source.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise DataFormatError(source, f"invalid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise DataFormatError(source, "expected a mapping of keys to values")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    defaults = MGCNConfig()
-    known = {f.name for f in dataclasses.fields(MGCNConfig)}
-    for key, value in values.items():
-        if key not in known:
-            hint = difflib.get_close_matches(key, known, n=1)
-            raise DataFormatError(source, f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
-        values[key] = _coerce(key, value, getattr(defaults, key), source)
-    return MGCNConfig(**values).validate(source)
+    return common_load_config(MGCNConfig, path, **overrides)

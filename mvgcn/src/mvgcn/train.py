@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
@@ -26,6 +23,7 @@ from common.data.bpr import BPRSampler
 from common.data.mmrec import MMRecData, load_mmrec
 from common.errors import DataFormatError
 from common.metrics.ranking import evaluate_full_ranking
+from common.runs import atomic_save, set_seed
 from mvgcn.config import MGCNConfig
 from mvgcn.graphs import cached_knn_graph, user_item_graph
 from mvgcn.losses import bpr_loss, embedding_regulariser, info_nce
@@ -33,12 +31,6 @@ from mvgcn.model import MGCN
 
 log = logging.getLogger(__name__)
 MODALITIES = {"image_feat": "image", "text_feat": "text"}
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def load_data(config: MGCNConfig) -> MMRecData:
@@ -80,14 +72,6 @@ def evaluate(model: MGCN, data: MMRecData, split: str, config: MGCNConfig) -> di
                                    data.eval_batches(split, config.eval_batch_size), config.topk)
     model.train()
     return result
-
-
-def atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 @dataclass
