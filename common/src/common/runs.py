@@ -1,4 +1,4 @@
-"""Run plumbing every project shares: YAML config -> dataclass, atomic checkpoints, seeding.
+"""Run plumbing every project shares: YAML config -> dataclass, atomic checkpoints, seeding, curves.
 
 ``load_config`` reads one YAML file into a dataclass; unknown keys (with a did-you-mean hint) and
 values of the wrong type are one-line ``DataFormatError``s naming the file and the key.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import random
 import types
@@ -100,3 +101,38 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def plot_curves(run_dir: Path, metric: str, title: str) -> Path:
+    """``run_dir/curves.png`` from ``metrics.jsonl``: training loss(es) and valid/test ``metric`` per epoch.
+
+    Each line holds ``epoch``, ``loss`` (a number or a dict of named parts), ``valid``, ``test`` (metric
+    dicts) and ``best`` (whether the valid metric improved); the last best epoch is marked.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    epochs = [ln["epoch"] for ln in lines]
+    losses = {name: [ln["loss"][name] for ln in lines] for name in lines[0]["loss"]} \
+        if isinstance(lines[0]["loss"], dict) else {"loss": [ln["loss"] for ln in lines]}
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, values in losses.items():
+        ax_loss.plot(epochs, values, label=name)
+    ax_loss.set(xlabel="epoch", ylabel="mean batch loss", yscale="log", title="training loss")
+    ax_loss.legend()
+    for split in ("valid", "test"):
+        ax_metric.plot(epochs, [ln[split][metric] for ln in lines], label=split)
+    best = [ln["epoch"] for ln in lines if ln["best"]]
+    if best:
+        ax_metric.axvline(best[-1], color="grey", linestyle=":", label=f"best valid (epoch {best[-1]})")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=metric)
+    ax_metric.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 from common.errors import DataFormatError
+from common.metrics.ranking import popularity_baseline
 from common.synthetic import mmrec as synthetic_mmrec
 from mvgcn.config import load_config
 from mvgcn.experiment import run_experiment
-from mvgcn.report import popularity_baseline, results_table
+from mvgcn.report import results_table
 from mvgcn.train import load_data
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mvgcn reproduce: error: {err}", file=sys.stderr)
         return 2
     print(results_table(summary, config.topk))
-    pop = popularity_baseline(data, "valid", config.topk)
+    pop = popularity_baseline(data.item_popularity(), data.eval_batches("valid"), config.topk)
     best = next(r for r in summary["runs"] if r["cl_loss"] == summary["selected_cl_loss"])
     print(f"\npopularity baseline, valid {config.valid_metric}: {pop[config.valid_metric]:.4f}; "
           f"MGCN: {best['valid'][config.valid_metric]:.4f} "

@@ -113,3 +113,10 @@ def evaluate_full_ranking(
         scores = score_users(batch.users).float()
         evaluator.update(scores, batch.train_rows, batch.train_cols, batch.truth_rows, batch.truth_cols)
     return evaluator.result()
+
+
+def popularity_baseline(item_counts, batches: Iterable[RankingBatch], ks: Sequence[int] = (5, 10, 20, 50)
+                        ) -> dict[str, float]:
+    """The popularity baseline: every user gets the items ranked by ``item_counts`` (training interactions)."""
+    counts = torch.as_tensor(item_counts, dtype=torch.float32)
+    return evaluate_full_ranking(lambda users: counts.expand(len(users), -1).clone(), batches, ks)
