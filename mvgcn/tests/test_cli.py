@@ -75,3 +75,9 @@ def test_features_for_the_wrong_number_of_items(tiny_data, tmp_path, capsys):
 def test_missing_checkpoint(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert_one_line_error(capsys, "none.pt", "not found")
+
+
+def test_bench_runs_small_and_labels_data_synthetic(capsys):
+    assert main(["bench", "--n-users", "150", "--n-items", "80", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SYNTHETIC") and "training epoch" in out and "peak resident memory" in out

@@ -1,4 +1,3 @@
-"""LD4MRec: Light Diffusion model for Multimedia Recommendation. Not implemented yet (skeleton)."""
+"""LD4MRec: light diffusion for multimedia recommendation (Zhu, Hou, Yu, Tan, Bao; arXiv 2309.15363)."""
 
-__version__ = "0.0.1"
-IMPLEMENTED = False
+__version__ = "0.1.0"

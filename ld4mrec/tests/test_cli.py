@@ -1,0 +1,77 @@
+"""The command line: help, train + eval (one-step and k-step), one-line errors for bad input."""
+
+import numpy as np
+import pytest
+
+from ld4mrec.cli import main
+
+
+def test_every_command_has_help(capsys):
+    for cmd in ([], ["train"], ["eval"], ["bench"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*cmd, "--help"])
+        assert exit_.value.code == 0
+    assert "usage: ld4mrec" in capsys.readouterr().out
+
+
+def write_config(tmp_path, data_dir, **extra):
+    lines = [f"data: {data_dir}", f"dataset: {data_dir.name}", f"runs_dir: {tmp_path / 'runs'}", "synthetic: true",
+             "hidden: 64", "batch_size: 64", "epochs: 2"] + [f"{k}: {v}" for k, v in extra.items()]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_then_eval_one_step_and_reverse(tiny_data, tmp_path, capsys):
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data)), "--run-name", "r"]) == 0
+    assert capsys.readouterr().out.startswith("LD4MRec on tiny — SYNTHETIC")
+    best = tmp_path / "runs" / "tiny" / "r" / "checkpoints" / "best.pt"
+    assert main(["eval", "--checkpoint", str(best)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SYNTHETIC") and '"reverse_steps": 0' in out
+    assert main(["eval", "--checkpoint", str(best), "--reverse-steps", "3"]) == 0
+    assert '"reverse_steps": 3' in capsys.readouterr().out
+
+
+def one_line(capsys, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_misspelled_key(tiny_data, tmp_path, capsys):
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data, soft_gama=0.1))]) == 2
+    one_line(capsys, "c.yaml", "unknown key 'soft_gama'", "soft_gamma")
+
+
+def test_t_in_outside_the_schedule(tiny_data, tmp_path, capsys):
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data, t_in=9))]) == 2
+    one_line(capsys, "c.yaml", "t_in")
+
+
+def copy_dataset(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name.replace(src.name, dst.name)).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_missing_feature_file(tiny_data, tmp_path, capsys):
+    data = copy_dataset(tiny_data, tmp_path / "nofeat")
+    (data / "image_feat.npy").unlink()
+    assert main(["train", "--config", str(write_config(tmp_path, data))]) == 2
+    one_line(capsys, "image_feat.npy", "not found")
+
+
+def test_features_for_the_wrong_number_of_items(tiny_data, tmp_path, capsys):
+    data = copy_dataset(tiny_data, tmp_path / "wrong")
+    np.save(data / "text_feat.npy", np.ones((3, 24), np.float32))
+    assert main(["train", "--config", str(write_config(tmp_path, data))]) == 2
+    one_line(capsys, "text_feat.npy", "3 rows")
+
+
+def test_bench_runs_small_and_labels_data_synthetic(capsys):
+    assert main(["bench", "--n-users", "120", "--n-items", "60", "--steps", "2", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SYNTHETIC") and "reverse_steps 3" in out and "peak resident memory" in out
