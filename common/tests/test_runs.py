@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from common.errors import DataFormatError
-from common.runs import atomic_save, load_config, set_seed
+from common.runs import (
+    Progress,
+    _truncate_metrics,
+    atomic_save,
+    load_checkpoint,
+    load_config,
+    reproduce_config,
+    run_cli,
+    set_seed,
+)
 
 
 @dataclass
@@ -62,3 +71,65 @@ def test_set_seed_makes_torch_draws_repeat():
     a = torch.rand(3)
     set_seed(3)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_progress_follows_mmrec_early_stopping_with_rounded_scores():
+    p = Progress()
+    assert p.record({"r": 0.10001}, {"r": 0.2}, "r", stopping_step=1)
+    p.epoch += 1
+    assert not p.record({"r": 0.10004}, {"r": 0.3}, "r", stopping_step=1)  # equal after rounding: no gain
+    assert not p.stopped
+    p.epoch += 1
+    assert not p.record({"r": 0.05}, {"r": 0.3}, "r", stopping_step=1)
+    assert p.stopped and p.bad_epochs == 2  # stops once the count exceeds stopping_step
+    assert p.best_epoch == 0 and p.best_test == {"r": 0.2}
+
+
+def test_truncate_metrics_drops_later_and_cut_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 0}\n{"epoch": 1}\n{"epoch": 2}\n{"epo')
+    _truncate_metrics(path, 2)
+    assert path.read_text() == '{"epoch": 0}\n{"epoch": 1}\n'
+
+
+def test_load_checkpoint_errors_are_one_line(tmp_path):
+    with pytest.raises(DataFormatError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt", "X")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(DataFormatError, match="unreadable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt", "X")
+    torch.save({"model": {}}, tmp_path / "partial.pt")
+    with pytest.raises(DataFormatError, match="not a X checkpoint"):
+        load_checkpoint(tmp_path / "partial.pt", "X")
+
+
+def test_run_cli_turns_bad_input_into_one_line_and_status_2(capsys):
+    def bad():
+        raise DataFormatError("f.yaml", "broken")
+
+    assert run_cli("prog cmd", bad) == 2
+    assert capsys.readouterr().err == "prog cmd: error: f.yaml: broken\n"
+    assert run_cli("prog cmd", lambda: None) == 0
+
+
+def test_reproduce_config_writes_synthetic_data_once_and_picks_real_configs(tmp_path, capsys):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    calls = []
+
+    def load(path, **kw):
+        return path.name, kw
+
+    def write(out):
+        calls.append(out)
+        out.mkdir(parents=True)
+        (out / "x.inter").write_text("data")
+
+    target = tmp_path / "cache" / "smoke"
+    first = reproduce_config("p", None, configs, target, load, write)
+    assert first == ("smoke.yaml", {"data": str(target)}) and (target / "x.inter").is_file()
+    assert capsys.readouterr().out.startswith("p: SYNTHETIC embedded default")
+    reproduce_config("p", None, configs, target, load, write)
+    assert len(calls) == 1 and calls[0].name.startswith(".smoke.partial")  # written aside, then renamed
+    assert reproduce_config("p", "/data/baby", configs, target, load, write) == (
+        "baby.yaml", {"data": "/data/baby", "dataset": "baby"})

@@ -75,3 +75,13 @@ def test_bench_runs_small_and_labels_data_synthetic(capsys):
     assert main(["bench", "--n-users", "120", "--n-items", "60", "--steps", "2", "3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("SYNTHETIC") and "reverse_steps 3" in out and "peak resident memory" in out
+
+
+def test_reproduce_embedded_default_prints_a_synthetic_report(tmp_path, monkeypatch, capsys):
+    from ld4mrec.reproduce import main as reproduce
+
+    monkeypatch.chdir(tmp_path)  # .cache/ and runs/ go here
+    assert reproduce([]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("ld4mrec reproduce: SYNTHETIC embedded default")
+    assert "popularity" in out and (tmp_path / ".cache" / "ld4mrec" / "synthetic" / "smoke" / "smoke.inter").is_file()

@@ -42,8 +42,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_data, tmp_path):
     assert [ln["epoch"] for ln in b] == list(range(6))
     for x, y in zip(a, b):
         assert x["loss"] == y["loss"] and x["valid"] == y["valid"] and x["test"] == y["test"]
-    sa = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
-    sb = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)
+    sa = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)["trainer"]
+    sb = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)["trainer"]
     assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
     assert torch.equal(sa["diffusion"]["loss_history"], sb["diffusion"]["loss_history"])
 

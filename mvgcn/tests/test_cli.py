@@ -81,3 +81,13 @@ def test_bench_runs_small_and_labels_data_synthetic(capsys):
     assert main(["bench", "--n-users", "150", "--n-items", "80", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("SYNTHETIC") and "training epoch" in out and "peak resident memory" in out
+
+
+def test_reproduce_embedded_default_prints_a_synthetic_report(tmp_path, monkeypatch, capsys):
+    from mvgcn.reproduce import main as reproduce
+
+    monkeypatch.chdir(tmp_path)  # .cache/ and runs/ go here
+    assert reproduce([]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("mvgcn reproduce: SYNTHETIC embedded default")
+    assert "popularity" in out and (tmp_path / ".cache" / "mvgcn" / "synthetic" / "smoke" / "smoke.inter").is_file()

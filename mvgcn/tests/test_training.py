@@ -46,8 +46,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_data, tmp_path):
     assert [ln["epoch"] for ln in killed] == list(range(6))
     for a, b in zip(straight, killed):
         assert a["valid"] == b["valid"] and a["test"] == b["test"] and a["loss"] == b["loss"]
-    s_state = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)["model"]
-    k_state = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    s_state = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)["trainer"]["model"]
+    k_state = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)["trainer"]["model"]
     assert all(torch.equal(s_state[k], k_state[k]) for k in s_state)
 
 

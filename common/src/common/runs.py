@@ -1,4 +1,5 @@
-"""Run plumbing every project shares: YAML config -> dataclass, atomic checkpoints, seeding, curves.
+"""Run plumbing every project shares: YAML config -> dataclass, atomic checkpoints, seeding, the
+epoch loop with MMRec's early stopping and exact resume, learning curves, and the CLI error contract.
 
 ``load_config`` reads one YAML file into a dataclass; unknown keys (with a did-you-mean hint) and
 values of the wrong type are one-line ``DataFormatError``s naming the file and the key.
@@ -9,18 +10,26 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import os
 import random
+import sys
+import time
 import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 import yaml
 
-from common.errors import DataFormatError
+from common.errors import DataFormatError, WeightsNotFoundError
+
+log = logging.getLogger(__name__)
+RANKING_METRICS = ("recall", "ndcg", "precision", "map")
 
 C = TypeVar("C")
 
@@ -82,9 +91,10 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
     return config
 
 
-def save_config(config: Any, path: Path) -> None:
+def save_config(config: Any, path: Path, **resolved: Any) -> None:
+    """Write the resolved config (plus values fixed for this run, e.g. one point of a grid) as YAML."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    path.write_text(yaml.safe_dump({**dataclasses.asdict(config), **resolved}, sort_keys=False))
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -136,3 +146,155 @@ def plot_curves(run_dir: Path, metric: str, title: str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def check_valid_metric(metric: str, topk: list[int], source: str | Path) -> None:
+    """``metric`` must read ``<recall|ndcg|precision|map>@<k>`` with k among ``topk``."""
+    name, _, k = metric.partition("@")
+    if name not in RANKING_METRICS or not k.isdigit() or int(k) not in topk:
+        raise DataFormatError(source, f"valid_metric {metric!r} is not <metric>@<k> with k in topk {topk}")
+
+
+def load_checkpoint(path: str | Path, kind: str, required: tuple[str, ...] = ("model", "config")) -> dict:
+    """``torch.load`` of a checkpoint this repo wrote, with one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, "checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises several types for a corrupt file
+        raise DataFormatError(path, f"unreadable checkpoint ({type(err).__name__})") from None
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise DataFormatError(path, f"not a {kind} checkpoint (no {', '.join(missing)} entry)")
+    return state
+
+
+@dataclass
+class Progress:
+    """MMRec's early stopping (``utils.early_stopping``) and best-valid selection (``best_test_upon_valid``)."""
+
+    epoch: int = 0
+    best_score: float = -1.0
+    bad_epochs: int = 0
+    best_epoch: int = -1
+    best_valid: dict = field(default_factory=dict)
+    best_test: dict = field(default_factory=dict)
+    stopped: bool = False
+
+    def record(self, valid: dict, test: dict, metric: str, stopping_step: int) -> bool:
+        """Account one evaluated epoch; True if it is the new best.
+
+        The valid metric is rounded to 4 decimals first (MMRec's evaluator reports rounded values);
+        training stops once the count of non-improving epochs exceeds ``stopping_step``.
+        """
+        score = round(valid[metric], 4)
+        if score > self.best_score:
+            self.best_score, self.bad_epochs, self.best_epoch = score, 0, self.epoch
+            self.best_valid, self.best_test = valid, test
+            return True
+        self.bad_epochs += 1
+        self.stopped = self.bad_epochs > stopping_step
+        return False
+
+
+class EpochTrainer(Protocol):
+    """What ``fit`` needs from a project's trainer."""
+
+    def train_epoch(self) -> float | dict: ...
+    def evaluate(self, split: str) -> dict: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def best_checkpoint(self) -> dict: ...
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    """Drop lines of epochs >= ``epoch`` (written after the checkpoint a resumed run starts from)."""
+    if path.is_file():
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["epoch"] < epoch:
+                    kept.append(line)
+            except (ValueError, KeyError):  # a line cut short by the kill
+                continue
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+
+def fit(trainer: EpochTrainer, run_dir: str | Path, *, epochs: int, stopping_step: int, valid_metric: str,
+        resume: bool = False, max_epochs: int | None = None, label: str = "") -> Progress:
+    """Train epoch by epoch: evaluate valid and test after each, stop early, checkpoint atomically.
+
+    ``run_dir`` receives ``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` (the trainer's
+    state plus the progress, after every epoch) and ``checkpoints/best.pt``. With ``resume`` the run
+    continues from ``last.pt`` and ends where an uninterrupted run would. ``max_epochs`` bounds the
+    epochs of this call (an interruption in tests).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last, best, metrics = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt", \
+        run_dir / "metrics.jsonl"
+    progress = Progress()
+    if resume and last.is_file():
+        state = load_checkpoint(last, "training", required=("trainer", "progress"))
+        trainer.load_state_dict(state["trainer"])
+        progress = Progress(**state["progress"])
+        _truncate_metrics(metrics, progress.epoch)
+        log.info("resumed %s at epoch %d", run_dir, progress.epoch)
+    elif metrics.is_file():
+        metrics.unlink()
+    ran = 0
+    while not progress.stopped and progress.epoch < epochs and (max_epochs is None or ran < max_epochs):
+        start = time.perf_counter()
+        loss = trainer.train_epoch()
+        train_s = time.perf_counter() - start
+        valid, test = trainer.evaluate("valid"), trainer.evaluate("test")
+        improved = progress.record(valid, test, valid_metric, stopping_step)
+        if improved:
+            atomic_save({**trainer.best_checkpoint(), "epoch": progress.epoch}, best)
+        with metrics.open("a") as f:
+            f.write(json.dumps({"epoch": progress.epoch, "train_seconds": round(train_s, 3), "loss": loss,
+                                "valid": valid, "test": test, "best": improved}) + "\n")
+        total = sum(loss.values()) if isinstance(loss, dict) else loss
+        log.info("%sepoch %d  loss %.5f  valid %s %.4f  test %.4f%s  (%.1fs)", label, progress.epoch, total,
+                 valid_metric, valid[valid_metric], test[valid_metric], "  *" if improved else "", train_s)
+        progress.epoch += 1
+        ran += 1
+        atomic_save({"trainer": trainer.state_dict(), "progress": dataclasses.asdict(progress)}, last)
+    return progress
+
+
+def run_cli(prog: str, command: Callable[[], None]) -> int:
+    """Run a CLI command; bad input becomes one line on stderr and exit status 2, never a traceback."""
+    try:
+        command()
+    except (DataFormatError, WeightsNotFoundError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def load_weights(model: torch.nn.Module, weights: dict, checkpoint: Path, data: str) -> None:
+    """``model.load_state_dict`` with a one-line error when the checkpoint does not fit the data."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:200]
+        raise DataFormatError(checkpoint, f"does not fit the data in {data} ({detail})") from None
+
+
+def reproduce_config(prog: str, data: str | None, configs: Path, synthetic_dir: Path,
+                     load: Callable[..., Any], write_synthetic: Callable[[Path], Any]) -> Any:
+    """The config ``make reproduce-<paper>`` runs: ``configs/<DATA name>.yaml`` on ``data``, or else the
+    embedded default, ``configs/smoke.yaml`` on SYNTHETIC data written once into ``synthetic_dir``
+    (into a scratch folder first, renamed when complete, so an interrupted write is never reused).
+    """
+    if data:
+        name = Path(data).name
+        return load(configs / f"{name}.yaml", data=data, dataset=name)
+    print(f"{prog}: SYNTHETIC embedded default (common.synthetic data, random initialisation), not the paper's data")
+    if not synthetic_dir.is_dir():
+        scratch = synthetic_dir.with_name(f".{synthetic_dir.name}.partial{os.getpid()}")
+        write_synthetic(scratch)
+        os.replace(scratch, synthetic_dir)
+    return load(configs / "smoke.yaml", data=str(synthetic_dir))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import DataFormatError
+from common.runs import check_valid_metric
 from common.runs import load_config as common_load_config
 
 SOFT_TARGETS = ("label_smoothing", "self", "none")
@@ -64,9 +65,7 @@ class LD4MRecConfig:
             raise DataFormatError(source, f"reverse_steps must lie in [0, steps] = [0, {self.steps}]")
         if not (0 <= self.soft_prob <= 1 and 0 <= self.soft_gamma <= 1):
             raise DataFormatError(source, "soft_prob and soft_gamma must lie in [0, 1]")
-        metric, _, k = self.valid_metric.partition("@")
-        if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit() or int(k) not in self.topk:
-            raise DataFormatError(source, f"valid_metric {self.valid_metric!r} is not <metric>@<k> with k in topk")
+        check_valid_metric(self.valid_metric, self.topk, source)
         return self
 
     def to_dict(self) -> dict:

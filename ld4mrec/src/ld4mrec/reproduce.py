@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from common.errors import DataFormatError
+from common.runs import reproduce_config, run_cli
 from common.synthetic import mmrec as synthetic_mmrec
 from ld4mrec.config import load_config
 from ld4mrec.experiment import train_and_report
@@ -25,20 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        if args.data:
-            name = Path(args.data).name
-            config = load_config(CONFIGS / f"{name}.yaml", data=args.data, dataset=name)
-        else:
-            print("ld4mrec reproduce: SYNTHETIC embedded default (common.synthetic MMRec data), not the paper's data")
-            if not (SYNTHETIC_DIR / "smoke.inter").is_file():
-                synthetic_mmrec.write(SYNTHETIC_DIR, seed=0)
-            config = load_config(CONFIGS / "smoke.yaml", data=str(SYNTHETIC_DIR))
-        print(train_and_report(config)["table"])
-    except DataFormatError as err:
-        print(f"ld4mrec reproduce: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("ld4mrec reproduce", lambda: reproduce(args.data))
+
+
+def reproduce(data_dir: str | None) -> None:
+    config = reproduce_config("ld4mrec reproduce", data_dir, CONFIGS, SYNTHETIC_DIR, load_config,
+                              lambda out: synthetic_mmrec.write(out, seed=0, name="smoke"))
+    print(train_and_report(config)["table"])
 
 
 if __name__ == "__main__":

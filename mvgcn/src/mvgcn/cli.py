@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from common.errors import DataFormatError, WeightsNotFoundError
+from common.runs import run_cli
 
 
 def _train(args) -> None:
@@ -88,12 +88,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        args.func(args)
-    except (DataFormatError, WeightsNotFoundError) as err:
-        print(f"mvgcn {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(f"mvgcn {args.command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":

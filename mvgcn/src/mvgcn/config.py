@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import DataFormatError
+from common.runs import check_valid_metric
 from common.runs import load_config as common_load_config
 
 FUSIONS = ("official", "paper")
@@ -52,9 +53,7 @@ class MGCNConfig:
     def validate(self, source: str | Path = "config") -> MGCNConfig:
         if self.fusion not in FUSIONS:
             raise DataFormatError(source, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        metric, _, k = self.valid_metric.partition("@")
-        if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit() or int(k) not in self.topk:
-            raise DataFormatError(source, f"valid_metric {self.valid_metric!r} is not <metric>@<k> with k in topk")
+        check_valid_metric(self.valid_metric, self.topk, source)
         if len(self.learning_rate_scheduler) != 2:
             raise DataFormatError(source, "learning_rate_scheduler must be [factor, period]")
         return self

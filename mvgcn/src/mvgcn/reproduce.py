@@ -12,8 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from common.errors import DataFormatError
 from common.metrics.ranking import popularity_baseline
+from common.runs import reproduce_config, run_cli
 from common.synthetic import mmrec as synthetic_mmrec
 from mvgcn.config import load_config
 from mvgcn.experiment import run_experiment
@@ -29,20 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        if args.data:
-            name = Path(args.data).name
-            config = load_config(CONFIGS / f"{name}.yaml", data=args.data, dataset=name)
-        else:
-            print("mvgcn reproduce: SYNTHETIC embedded default (common.synthetic MMRec data), not the paper's data")
-            if not (SYNTHETIC_DIR / "smoke.inter").is_file():
-                synthetic_mmrec.write(SYNTHETIC_DIR, seed=0)
-            config = load_config(CONFIGS / "smoke.yaml", data=str(SYNTHETIC_DIR))
-        data = load_data(config)
-        summary = run_experiment(config, data=data)
-    except DataFormatError as err:
-        print(f"mvgcn reproduce: error: {err}", file=sys.stderr)
-        return 2
+    return run_cli("mvgcn reproduce", lambda: reproduce(args.data))
+
+
+def reproduce(data_dir: str | None) -> None:
+    config = reproduce_config("mvgcn reproduce", data_dir, CONFIGS, SYNTHETIC_DIR, load_config,
+                              lambda out: synthetic_mmrec.write(out, seed=0, name="smoke"))
+    data = load_data(config)
+    summary = run_experiment(config, data=data)
     print(results_table(summary, config.topk))
     pop = popularity_baseline(data.item_popularity(), data.eval_batches("valid"), config.topk)
     best = next(r for r in summary["runs"] if r["cl_loss"] == summary["selected_cl_loss"])
@@ -50,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
           f"MGCN: {best['valid'][config.valid_metric]:.4f} "
           f"({best['valid'][config.valid_metric] / max(pop[config.valid_metric], 1e-12):.2f}x)")
     print(f"run directory: {summary['run_dir']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,29 +1,22 @@
 """MMRec training semantics for MGCN (``src/common/trainer.py``), with exact resume.
 
 Per epoch: shuffled BPR rows with one negative each; loss = BPR + reg_weight * reg + lambda_C * L_C;
-Adam; LambdaLR factor a^(epoch/b) stepped once per epoch. After each epoch valid and test are
-evaluated; the valid metric (rounded to 4 decimals, as MMRec's evaluator reports it) drives early
-stopping, which stops once the count of non-improving epochs exceeds ``stopping_step``. The test
-numbers reported are those of the best valid epoch.
+Adam; LambdaLR factor a^(epoch/b) stepped once per epoch. The epoch loop, early stopping on the valid
+metric and the checkpoints are ``common.runs.fit``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from common.data.bpr import BPRSampler
 from common.data.mmrec import MMRecData, load_mmrec
-from common.errors import DataFormatError
 from common.metrics.ranking import evaluate_full_ranking
-from common.runs import atomic_save, set_seed
+from common.runs import Progress, fit, save_config, set_seed
 from mvgcn.config import MGCNConfig
 from mvgcn.graphs import cached_knn_graph, user_item_graph
 from mvgcn.losses import bpr_loss, embedding_regulariser, info_nce
@@ -74,26 +67,13 @@ def evaluate(model: MGCN, data: MMRecData, split: str, config: MGCNConfig) -> di
     return result
 
 
-@dataclass
-class Progress:
-    """Early-stopping and selection state (MMRec ``early_stopping`` + ``best_test_upon_valid``)."""
-
-    epoch: int = 0
-    best_score: float = -1.0
-    bad_epochs: int = 0
-    best_epoch: int = -1
-    best_valid: dict = field(default_factory=dict)
-    best_test: dict = field(default_factory=dict)
-    stopped: bool = False
-
-
 class Trainer:
     """Trains one MGCN with one lambda_C in ``run_dir``; ``fit(resume=True)`` continues from last.pt."""
 
     def __init__(self, config: MGCNConfig, data: MMRecData, cl_weight: float, run_dir: Path,
                  max_epochs: int | None = None) -> None:
         self.config, self.data, self.cl_weight, self.run_dir = config, data, cl_weight, Path(run_dir)
-        self.max_epochs = max_epochs  # stop after this many epochs in this call (tests, interruptions)
+        self.max_epochs = max_epochs
         set_seed(config.seed)
         self.model = build_model(config, data)
         # fused: the same Adam update in one kernel per tensor group (several times faster on CPU than the
@@ -103,82 +83,47 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: factor ** (e / period))
         self.sampler = BPRSampler(data.train_users, data.train_items, data.n_items,
                                   batch_size=config.train_batch_size, seed=config.seed)
-        self.progress = Progress()
+        self.epoch = 0
 
-    # -- checkpoints -------------------------------------------------------------------------------------
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "progress": self.progress.__dict__.copy(),
-                "config": self.config.to_dict(), "cl_weight": self.cl_weight}
+                "torch_rng": torch.get_rng_state(), "epoch": self.epoch}
 
-    def restore(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location=self.config.device, weights_only=False)
-        except Exception as err:
-            raise DataFormatError(path, f"unreadable checkpoint ({type(err).__name__})") from None
+    def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
-        self.progress = Progress(**state["progress"])
-        metrics = self.run_dir / "metrics.jsonl"
-        if metrics.is_file():  # drop lines of epochs after the checkpoint (a kill between the two writes)
-            kept = [ln for ln in metrics.read_text().splitlines() if json.loads(ln)["epoch"] < self.progress.epoch]
-            metrics.write_text("".join(ln + "\n" for ln in kept))
+        self.epoch = state["epoch"]
 
-    # -- training ----------------------------------------------------------------------------------------
+    def best_checkpoint(self) -> dict:
+        return {"model": self.model.state_dict(), "config": self.config.to_dict(), "cl_weight": self.cl_weight}
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        return evaluate(self.model, self.data, split, self.config)
+
     def train_epoch(self) -> dict[str, float]:
+        """One pass over the shuffled BPR rows, then one scheduler step; mean loss parts per batch."""
         sums: dict[str, float] = {}
-        batches = tqdm(self.sampler.epoch(), total=len(self.sampler), desc=f"epoch {self.progress.epoch}",
-                       leave=False, disable=None)
-        for users, pos, neg in batches:
-            dev = self.config.device
+        dev = self.config.device
+        for users, pos, neg in tqdm(self.sampler.epoch(), total=len(self.sampler), desc=f"epoch {self.epoch}",
+                                    leave=False, disable=None):
             losses = mgcn_loss(self.model, self.config, self.cl_weight, users.to(dev), pos.to(dev), neg.to(dev))
             if not torch.isfinite(losses["total"]):
-                raise FloatingPointError(f"non-finite loss at epoch {self.progress.epoch}")
+                raise FloatingPointError(f"non-finite loss at epoch {self.epoch}")
             self.optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             self.optimizer.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-        return {k: v / len(self.sampler) for k, v in sums.items()}
+        self.scheduler.step()
+        self.epoch += 1
+        return {k: v / len(self.sampler) for k, v in sums.items() if k != "total"}
 
     def fit(self, resume: bool = False) -> Progress:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        last = self.run_dir / "checkpoints" / "last.pt"
-        if resume and last.is_file():
-            self.restore(last)
-            log.info("resumed %s at epoch %d", self.run_dir, self.progress.epoch)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump({**self.config.to_dict(),
-                                                                   "cl_loss": self.cl_weight}, sort_keys=False))
-        p, cfg, ran = self.progress, self.config, 0
-        while not p.stopped and p.epoch < cfg.epochs and (self.max_epochs is None or ran < self.max_epochs):
-            start = time.perf_counter()
-            losses = self.train_epoch()
-            self.scheduler.step()
-            train_s = time.perf_counter() - start
-            valid = evaluate(self.model, self.data, "valid", cfg)
-            test = evaluate(self.model, self.data, "test", cfg)
-            score = round(valid[cfg.valid_metric], 4)
-            improved = score > p.best_score
-            if improved:
-                p.best_score, p.bad_epochs, p.best_epoch, p.best_valid, p.best_test = score, 0, p.epoch, valid, test
-                atomic_save({"model": self.model.state_dict(), "config": cfg.to_dict(),
-                             "cl_weight": self.cl_weight, "epoch": p.epoch}, self.run_dir / "checkpoints" / "best.pt")
-            else:
-                p.bad_epochs += 1
-                p.stopped = p.bad_epochs > cfg.stopping_step
-            line = {"epoch": p.epoch, "train_seconds": round(train_s, 3), "loss": losses,
-                    "valid": valid, "test": test, "best": improved}
-            with (self.run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(line) + "\n")
-            log.info("%sepoch %d  loss %.4f  valid %s %.4f  test %s %.4f%s  (%.1fs)",
-                     "[SYNTHETIC] " if cfg.synthetic else "", p.epoch, losses["total"], cfg.valid_metric,
-                     valid[cfg.valid_metric], cfg.valid_metric, test[cfg.valid_metric], "  *" if improved else "",
-                     train_s)
-            p.epoch += 1
-            ran += 1
-            atomic_save(self.state(), last)
-        return p
+        save_config(self.config, self.run_dir / "config.yaml", cl_loss=self.cl_weight)
+        return fit(self, self.run_dir, epochs=self.config.epochs, stopping_step=self.config.stopping_step,
+                   valid_metric=self.config.valid_metric, resume=resume, max_epochs=self.max_epochs,
+                   label="[SYNTHETIC] " if self.config.synthetic else "")
