@@ -95,3 +95,8 @@ def test_training_items_are_masked_but_other_splits_are_not():
 def test_user_without_truth_items_is_rejected():
     with pytest.raises(ValueError, match="at least one truth item"):
         per_user_metrics(torch.tensor([[True]]), torch.tensor([0]), ks=(1,))
+
+
+def test_k_larger_than_the_item_count_is_a_clear_error():
+    with pytest.raises(ValueError, match="K = 50 exceeds the number of items"):
+        RankingEvaluator(ks=(50,)).update(torch.zeros(2, 30), *(torch.zeros(0, dtype=torch.long),) * 4)

@@ -1,4 +1,3 @@
-"""BeFA: A General Behavior-driven Feature Adapter for Multimedia Recommendation. Not implemented yet (skeleton)."""
+"""BeFA: a general behaviour-driven feature adapter for multimedia recommendation (Fan, Yu et al., AAAI 2025)."""
 
-__version__ = "0.0.1"
-IMPLEMENTED = False
+__version__ = "0.1.0"

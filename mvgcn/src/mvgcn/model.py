@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from mvgcn.config import MGCNConfig
+from mvgcn.losses import bpr_loss, embedding_regulariser, info_nce
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -61,9 +62,10 @@ class MGCN(nn.Module):
     """Multi-view GCN: purified modality views on kNN item graphs + LightGCN ID view, fused (Eq. 17)."""
 
     def __init__(self, config: MGCNConfig, n_users: int, n_items: int, features: dict[str, torch.Tensor],
-                 norm_adj: torch.Tensor, user_item: torch.Tensor, item_graphs: dict[str, torch.Tensor]) -> None:
+                 norm_adj: torch.Tensor, user_item: torch.Tensor, item_graphs: dict[str, torch.Tensor],
+                 cl_weight: float) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.cl_weight = config, cl_weight
         self.n_users, self.n_items = n_users, n_items
         self.modalities = list(features)
         d = config.embedding_size
@@ -112,3 +114,26 @@ class MGCN(nn.Module):
 
     def split(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.split(nodes, [self.n_users, self.n_items])
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users, items) final representations; their dot products are the scores (Eq. 18)."""
+        return self.split(self()[0])
+
+    def pre_epoch(self) -> None:
+        """Nothing to redo per epoch: the graphs are fixed."""
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. (19) on one batch; L_C runs over the batch's users and positive items (official code)."""
+        final, fused, behaviour = self()
+        u_final, i_final = self.split(final)
+        u, p, n = u_final[users], i_final[positives], i_final[negatives]
+        cfg = self.config
+        losses = {"bpr": bpr_loss(u, p, n),
+                  "reg": cfg.reg_weight * embedding_regulariser(u, p, n, cfg.train_batch_size)}
+        if cfg.use_self_supervision and self.cl_weight > 0:
+            u_fused, i_fused = self.split(fused)
+            u_id, i_id = self.split(behaviour)
+            losses["cl"] = self.cl_weight * (info_nce(i_fused[positives], i_id[positives], cfg.temperature)
+                                             + info_nce(u_fused[users], u_id[users], cfg.temperature))
+        losses["total"] = sum(losses.values())
+        return losses

@@ -8,6 +8,7 @@ metric and the checkpoints are ``common.runs.fit``'s.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,7 +20,6 @@ from common.metrics.ranking import evaluate_full_ranking
 from common.runs import Progress, fit, save_config, set_seed
 from mvgcn.config import MGCNConfig
 from mvgcn.graphs import cached_knn_graph, user_item_graph
-from mvgcn.losses import bpr_loss, embedding_regulariser, info_nce
 from mvgcn.model import MGCN
 
 log = logging.getLogger(__name__)
@@ -30,54 +30,41 @@ def load_data(config: MGCNConfig) -> MMRecData:
     return load_mmrec(config.data, name=config.dataset)
 
 
-def build_model(config: MGCNConfig, data: MMRecData) -> MGCN:
+def build_model(config: MGCNConfig, data: MMRecData, cl_weight: float | None = None) -> MGCN:
     """MGCN with its graphs: the normalised U-I adjacency and one cached kNN graph per modality."""
     norm_adj, user_item = user_item_graph(data.splits["train"])
     features = {MODALITIES[k]: torch.from_numpy(v) for k, v in data.features.items()}
     graphs = {m: cached_knn_graph(data.features[k], config.knn_k, config.cache_dir, f"{config.dataset}_{m}")
               for k, m in MODALITIES.items() if k in data.features}
-    return MGCN(config, data.n_users, data.n_items, features, norm_adj, user_item, graphs).to(config.device)
-
-
-def mgcn_loss(model: MGCN, config: MGCNConfig, cl_weight: float, users, positives, negatives) -> dict:
-    """Eq. (19) on one batch; L_C runs over the batch's users and positive items (official code)."""
-    final, fused, behaviour = model()
-    u_final, i_final = model.split(final)
-    u, p, n = u_final[users], i_final[positives], i_final[negatives]
-    losses = {"bpr": bpr_loss(u, p, n), "reg": config.reg_weight * embedding_regulariser(u, p, n,
-                                                                                        config.train_batch_size)}
-    if config.use_self_supervision and cl_weight > 0:
-        u_fused, i_fused = model.split(fused)
-        u_id, i_id = model.split(behaviour)
-        cl = info_nce(i_fused[positives], i_id[positives], config.temperature) + info_nce(
-            u_fused[users], u_id[users], config.temperature)
-        losses["cl"] = cl_weight * cl
-    losses["total"] = sum(losses.values())
-    return losses
+    cl_weight = config.grid()[0] if cl_weight is None else cl_weight
+    return MGCN(config, data.n_users, data.n_items, features, norm_adj, user_item, graphs,
+                cl_weight).to(config.device)
 
 
 @torch.inference_mode()
-def evaluate(model: MGCN, data: MMRecData, split: str, config: MGCNConfig) -> dict[str, float]:
-    """Full-ranking metrics of ``split`` (train items masked), one forward pass for all users."""
+def evaluate(model: torch.nn.Module, data: MMRecData, split: str, config) -> dict[str, float]:
+    """Full-ranking metrics of ``split`` (train items masked) from one ``model.embeddings()`` pass."""
     model.eval()
-    users, items = model.split(model()[0])
+    users, items = model.embeddings()
     result = evaluate_full_ranking(lambda u: users[u.to(users.device)] @ items.T,
                                    data.eval_batches(split, config.eval_batch_size), config.topk)
     model.train()
     return result
 
 
-class Trainer:
-    """Trains one MGCN with one lambda_C in ``run_dir``; ``fit(resume=True)`` continues from last.pt."""
+class BPRTrainer:
+    """MMRec's BPR training of any model with ``pre_epoch()``, ``loss(u, i+, j-)`` and ``embeddings()``.
 
-    def __init__(self, config: MGCNConfig, data: MMRecData, cl_weight: float, run_dir: Path,
+    ``make_model`` is called after seeding, so a run's initialisation depends only on ``config.seed``.
+    """
+
+    def __init__(self, config, data: MMRecData, make_model: Callable[[], torch.nn.Module], run_dir: Path,
                  max_epochs: int | None = None) -> None:
-        self.config, self.data, self.cl_weight, self.run_dir = config, data, cl_weight, Path(run_dir)
-        self.max_epochs = max_epochs
+        self.config, self.data, self.run_dir, self.max_epochs = config, data, Path(run_dir), max_epochs
         set_seed(config.seed)
-        self.model = build_model(config, data)
+        self.model = make_model()
         # fused: the same Adam update in one kernel per tensor group (several times faster on CPU than the
-        # default per-tensor loop; the 7050 x 4096 fine-tuned image features dominate the step)
+        # default per-tensor loop; MGCN's 7050 x 4096 fine-tuned image features dominate the step)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, fused=True)
         factor, period = config.learning_rate_scheduler
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: factor ** (e / period))
@@ -99,18 +86,19 @@ class Trainer:
         self.epoch = state["epoch"]
 
     def best_checkpoint(self) -> dict:
-        return {"model": self.model.state_dict(), "config": self.config.to_dict(), "cl_weight": self.cl_weight}
+        return {"model": self.model.state_dict(), "config": self.config.to_dict()}
 
     def evaluate(self, split: str) -> dict[str, float]:
         return evaluate(self.model, self.data, split, self.config)
 
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the shuffled BPR rows, then one scheduler step; mean loss parts per batch."""
+        """``pre_epoch()``, one pass over the shuffled BPR rows, one scheduler step; mean loss parts."""
+        self.model.pre_epoch()
         sums: dict[str, float] = {}
         dev = self.config.device
         for users, pos, neg in tqdm(self.sampler.epoch(), total=len(self.sampler), desc=f"epoch {self.epoch}",
                                     leave=False, disable=None):
-            losses = mgcn_loss(self.model, self.config, self.cl_weight, users.to(dev), pos.to(dev), neg.to(dev))
+            losses = self.model.loss(users.to(dev), pos.to(dev), neg.to(dev))
             if not torch.isfinite(losses["total"]):
                 raise FloatingPointError(f"non-finite loss at epoch {self.epoch}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -122,8 +110,23 @@ class Trainer:
         self.epoch += 1
         return {k: v / len(self.sampler) for k, v in sums.items() if k != "total"}
 
-    def fit(self, resume: bool = False) -> Progress:
-        save_config(self.config, self.run_dir / "config.yaml", cl_loss=self.cl_weight)
+    def fit(self, resume: bool = False, **resolved) -> Progress:
+        save_config(self.config, self.run_dir / "config.yaml", **resolved)
         return fit(self, self.run_dir, epochs=self.config.epochs, stopping_step=self.config.stopping_step,
                    valid_metric=self.config.valid_metric, resume=resume, max_epochs=self.max_epochs,
                    label="[SYNTHETIC] " if self.config.synthetic else "")
+
+
+class Trainer(BPRTrainer):
+    """Trains one MGCN with one lambda_C in ``run_dir``; ``fit(resume=True)`` continues from last.pt."""
+
+    def __init__(self, config: MGCNConfig, data: MMRecData, cl_weight: float, run_dir: Path,
+                 max_epochs: int | None = None) -> None:
+        super().__init__(config, data, lambda: build_model(config, data, cl_weight), run_dir, max_epochs)
+        self.cl_weight = cl_weight
+
+    def best_checkpoint(self) -> dict:
+        return {**super().best_checkpoint(), "cl_weight": self.cl_weight}
+
+    def fit(self, resume: bool = False) -> Progress:
+        return super().fit(resume, cl_loss=self.cl_weight)

@@ -88,6 +88,8 @@ class RankingEvaluator:
         truth_cols: torch.Tensor,
     ) -> None:
         """Add a batch: ``scores`` [B, n_items] (modified in place by the mask)."""
+        if self.ks[-1] > scores.shape[1]:
+            raise ValueError(f"K = {self.ks[-1]} exceeds the number of items ({scores.shape[1]})")
         topk = mask_and_topk(scores, train_rows.to(scores.device), train_cols.to(scores.device), self.ks[-1])
         hits = hits_at(topk, truth_rows, truth_cols, scores.shape[1])
         n_truth = torch.bincount(truth_rows.to(scores.device), minlength=scores.shape[0])

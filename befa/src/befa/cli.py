@@ -1,0 +1,120 @@
+"""``befa train | compare | extract-features | attribute | bench``: the command line of the BeFA reproduction."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from common.runs import run_cli
+
+
+def _config(args):
+    from befa.config import load_config
+
+    return load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs, device=args.device,
+                       runs_dir=args.runs_dir, model=getattr(args, "model", None),
+                       adapter=None if getattr(args, "adapter", None) is None else args.adapter == "on")
+
+
+def _train(args) -> None:
+    import time
+
+    from befa.experiment import banner, train_one
+
+    config = _config(args)
+    run_dir = Path(config.runs_dir) / config.dataset / (config.run_name or time.strftime("%Y%m%d-%H%M%S"))
+    result = train_one(config, run_dir, resume=args.resume)
+    print(f"{config.model}{' + BeFA' if config.adapter else ''} on {config.dataset} — {banner(config.synthetic)}")
+    print(json.dumps(result, indent=1))
+    print(f"run directory: {run_dir}")
+
+
+def _compare(args) -> None:
+    from befa.experiment import compare
+
+    result = compare(_config(args), resume=args.resume)
+    print(result["table"])
+    print(f"run directory: {result['run_dir']} (comparison.csv, comparison.png)")
+
+
+def _extract(args) -> None:
+    from befa.features import extract_features
+
+    image, text = extract_features(args.items, args.clip_weights, args.out, batch_size=args.batch_size,
+                                   device=args.device)
+    print(f"wrote {image} and {text}")
+
+
+def _attribute(args) -> None:
+    from befa.attribute import attribute
+
+    result = attribute(args.checkpoint, args.items, args.clip_weights, args.item, args.out,
+                       grid=(args.grid, args.grid), device=args.device)
+    print(json.dumps(result, indent=1))
+
+
+def _bench(args) -> None:
+    from befa.bench import bench, report
+
+    print(report(bench(n_users=args.n_users, n_items=args.n_items, models=args.models, device=args.device)))
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML config, e.g. configs/tmall.yaml")
+    p.add_argument("--data", help="dataset folder (overrides the config's 'data')")
+    p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt (and finished runs)")
+    p.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--device", help="cpu, cuda, ...")
+    p.add_argument("--runs-dir", help="root folder of run directories")
+
+
+def parser() -> argparse.ArgumentParser:
+    from befa.config import BASE_MODELS
+
+    p = argparse.ArgumentParser(prog="befa", description="BeFA (AAAI 2025) on VBPR, LATTICE, FREEDOM and MGCN.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one base model, with or without the adapter")
+    _run_arguments(t)
+    t.add_argument("--model", choices=BASE_MODELS, help="base model (overrides the config)")
+    t.add_argument("--adapter", choices=("on", "off"), help="BeFA on or off (overrides the config)")
+    t.set_defaults(func=_train)
+    c = sub.add_parser("compare", help="every model of the config's 'models' without and with BeFA; table")
+    _run_arguments(c)
+    c.set_defaults(func=_compare)
+    e = sub.add_parser("extract-features", help="CLIP ViT-B/32 image_feat.npy / text_feat.npy from items.tsv")
+    e.add_argument("--items", required=True, help="folder with items.tsv (itemID, image, text) and the images")
+    e.add_argument("--clip-weights", required=True, help="local ViT-B-32.pt (OpenAI CLIP)")
+    e.add_argument("--out", required=True, help="dataset folder to write the .npy files to")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_extract)
+    a = sub.add_parser("attribute", help="before/after-adapter attribution heatmap of one item")
+    a.add_argument("--checkpoint", required=True, help="best.pt of a base + BeFA run (LATTICE, FREEDOM or MGCN)")
+    a.add_argument("--items", required=True, help="folder with items.tsv and the item images")
+    a.add_argument("--clip-weights", required=True, help="the ViT-B-32.pt the features were extracted with")
+    a.add_argument("--item", type=int, required=True, help="item id")
+    a.add_argument("--out", required=True, help="PNG to write (the highlighted text goes next to it as .md)")
+    a.add_argument("--grid", type=int, default=4, help="patches per side")
+    a.add_argument("--device", default="cpu")
+    a.set_defaults(func=_attribute)
+    b = sub.add_parser("bench", help="seconds per epoch of every base model with and without BeFA")
+    b.add_argument("--n-users", type=int, default=19_445)
+    b.add_argument("--n-items", type=int, default=7_050)
+    b.add_argument("--models", nargs="+", choices=BASE_MODELS, default=list(BASE_MODELS))
+    b.add_argument("--device", default="cpu")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return run_cli(f"befa {args.command}", lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Base vs base + BeFA: every base model trained twice from one code path, test metrics at the best valid
+epoch, written as ``comparison.csv``, ``comparison.png`` and ``comparison.md`` next to the runs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from befa.config import BeFAConfig
+from befa.train import load_data, trainer
+from common.metrics.ranking import popularity_baseline
+from common.runs import plot_curves
+
+COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+
+
+def banner(synthetic: bool) -> str:
+    return "SYNTHETIC data (common.synthetic), not the paper's datasets: numbers are not comparable to the paper" \
+        if synthetic else "real data"
+
+
+def train_one(config: BeFAConfig, run_dir: Path, resume: bool = False, data=None) -> dict:
+    """Train ``config.model`` (adapter as configured) to early stop; its best-valid result."""
+    data = data or load_data(config)
+    progress = trainer(config, data, run_dir).fit(resume=resume)
+    name = f"{config.model}{' + BeFA' if config.adapter else ''}"
+    plot_curves(run_dir, config.valid_metric, f"{name} — {banner(config.synthetic)}")
+    result = {"model": config.model, "adapter": config.adapter, "best_epoch": progress.best_epoch,
+              "valid": progress.best_valid, "test": progress.best_test}
+    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def train_grid(config: BeFAConfig, root: Path, resume: bool = False, data=None) -> dict:
+    """Every point of ``config.grid`` in its own run folder; the best by VALID metric (rounded as MMRec)."""
+    if not config.adapter:  # the adapter's own hyper-parameters mean nothing without it
+        config = dataclasses.replace(config, grid={k: v for k, v in config.grid.items()
+                                                   if k not in ("layer_times", "dropout_rate")})
+    points = config.grid_points()
+    results = []
+    for point in points:
+        run = dataclasses.replace(config, **point, grid={})
+        name = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+        result = train_one(run, root / name if name else root, resume, data)
+        results.append({**result, "point": point})
+    best = max(results, key=lambda r: round(r["valid"][config.valid_metric], 4))
+    if len(points) > 1:
+        (root / "grid.json").write_text(json.dumps({"selected": best["point"], "runs": results}, indent=1))
+    return best
+
+
+def compare(config: BeFAConfig, resume: bool = False) -> dict:
+    """Every model of ``config.models`` without and with the adapter; the comparison table and plot."""
+    data = load_data(config)
+    root = Path(config.runs_dir) / config.dataset / (config.run_name or time.strftime("%Y%m%d-%H%M%S"))
+    results = []
+    for model in config.models:
+        for adapter in (False, True):
+            run = dataclasses.replace(config, model=model, adapter=adapter)
+            results.append(train_grid(run, root / f"{model}{'+befa' if adapter else ''}", resume, data))
+    pop = popularity_baseline(data.item_popularity(), data.eval_batches("test"), config.topk)
+    write_comparison(root, results, pop, config.synthetic, config.dataset)
+    return {"run_dir": str(root), "results": results, "popularity_test": pop,
+            "table": (root / "comparison.md").read_text()}
+
+
+def write_comparison(root: Path, results: list[dict], popularity: dict, synthetic: bool, dataset: str) -> None:
+    rows = [{"model": r["model"], "variant": "BeFA" if r["adapter"] else "base", "best_epoch": r["best_epoch"],
+             **{c: r["test"][c] for c in COLUMNS}} for r in results]
+    rows.append({"model": "popularity", "variant": "-", "best_epoch": "-", **{c: popularity[c] for c in COLUMNS}})
+    with (root / "comparison.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"Base vs base + BeFA on {dataset} (test, at the best valid epoch) — {banner(synthetic)}", "",
+             "| model | variant | best epoch | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 3)]
+    lines += [f"| {r['model']} | {r['variant']} | {r['best_epoch']} | " + " | ".join(f"{r[c]:.4f}" for c in COLUMNS)
+              + " |" for r in rows]
+    (root / "comparison.md").write_text("\n".join(lines) + "\n")
+    plot_comparison(root / "comparison.png", rows, synthetic, dataset)
+
+
+def plot_comparison(path: Path, rows: list[dict], synthetic: bool, dataset: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [r["model"] for r in rows if r["variant"] == "base"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("recall@20", "ndcg@20")):
+        for offset, variant in ((-0.2, "base"), (0.2, "BeFA")):
+            values = [next(r[metric] for r in rows if r["model"] == m and r["variant"] == variant) for m in models]
+            ax.bar([i + offset for i in range(len(models))], values, width=0.4, label=variant)
+        pop = next(r[metric] for r in rows if r["model"] == "popularity")
+        ax.axhline(pop, color="grey", linestyle=":", label="popularity")
+        ax.set_xticks(range(len(models)), models)
+        ax.set(title=f"test {metric}", ylabel=metric)
+        ax.legend()
+    fig.suptitle(f"BeFA on {dataset} — {banner(synthetic)}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

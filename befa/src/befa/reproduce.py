@@ -1,0 +1,40 @@
+"""``make reproduce-befa [DATA=dir]``: base vs base + BeFA for every base model.
+
+Without ``--data``: SYNTHETIC MMRec data written once into ``.cache/befa/synthetic`` and
+``configs/smoke.yaml``; with ``--data DIR``: ``configs/<DIR name>.yaml`` (tmall, microlens, hm, baby, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from befa.config import load_config
+from befa.experiment import compare
+from common.runs import reproduce_config, run_cli
+from common.synthetic import mmrec as synthetic_mmrec
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SYNTHETIC_DIR = Path(".cache/befa/synthetic/smoke")
+
+
+def reproduce(data_dir: str | None) -> None:
+    config = reproduce_config("befa reproduce", data_dir, CONFIGS, SYNTHETIC_DIR, load_config,
+                              lambda out: synthetic_mmrec.write(out, seed=0, name="smoke"))
+    result = compare(config)
+    print(result["table"])
+    print(f"run directory: {result['run_dir']} (comparison.csv, comparison.png)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m befa.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return run_cli("befa reproduce", lambda: reproduce(args.data))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
