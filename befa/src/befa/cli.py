@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from common.runs import run_cli
+from common.runs import add_run_arguments, cli_logging, run_cli
 
 
 def _config(args):
@@ -62,28 +61,18 @@ def _bench(args) -> None:
     print(report(bench(n_users=args.n_users, n_items=args.n_items, models=args.models, device=args.device)))
 
 
-def _run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="YAML config, e.g. configs/tmall.yaml")
-    p.add_argument("--data", help="dataset folder (overrides the config's 'data')")
-    p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt (and finished runs)")
-    p.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
-    p.add_argument("--epochs", type=int, help="maximum epochs")
-    p.add_argument("--device", help="cpu, cuda, ...")
-    p.add_argument("--runs-dir", help="root folder of run directories")
-
-
 def parser() -> argparse.ArgumentParser:
     from befa.config import BASE_MODELS
 
     p = argparse.ArgumentParser(prog="befa", description="BeFA (AAAI 2025) on VBPR, LATTICE, FREEDOM and MGCN.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one base model, with or without the adapter")
-    _run_arguments(t)
+    add_run_arguments(t, "configs/tmall.yaml")
     t.add_argument("--model", choices=BASE_MODELS, help="base model (overrides the config)")
     t.add_argument("--adapter", choices=("on", "off"), help="BeFA on or off (overrides the config)")
     t.set_defaults(func=_train)
     c = sub.add_parser("compare", help="every model of the config's 'models' without and with BeFA; table")
-    _run_arguments(c)
+    add_run_arguments(c, "configs/tmall.yaml")
     c.set_defaults(func=_compare)
     e = sub.add_parser("extract-features", help="CLIP ViT-B/32 image_feat.npy / text_feat.npy from items.tsv")
     e.add_argument("--items", required=True, help="folder with items.tsv (itemID, image, text) and the images")
@@ -112,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cli_logging()
     return run_cli(f"befa {args.command}", lambda: args.func(args))
 
 

@@ -7,13 +7,12 @@ Without ``--data``: SYNTHETIC MMRec data written once into ``.cache/befa/synthet
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from befa.config import load_config
 from befa.experiment import compare
-from common.runs import reproduce_config, run_cli
+from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import mmrec as synthetic_mmrec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m befa.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cli_logging()
     return run_cli("befa reproduce", lambda: reproduce(args.data))
 
 

@@ -264,6 +264,22 @@ def fit(trainer: EpochTrainer, run_dir: str | Path, *, epochs: int, stopping_ste
     return progress
 
 
+def add_run_arguments(parser: Any, example: str) -> None:
+    """The flags every ``<paper> train`` shares; each overrides the config key of the same name."""
+    parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example}")
+    parser.add_argument("--data", help="dataset folder (overrides the config's 'data')")
+    parser.add_argument("--resume", action="store_true", help="continue the run from its checkpoints/last.pt")
+    parser.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
+    parser.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--runs-dir", help="root folder of run directories")
+
+
+def cli_logging() -> None:
+    """Readable progress logs for the command-line entry points."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+
 def run_cli(prog: str, command: Callable[[], None]) -> int:
     """Run a CLI command; bad input becomes one line on stderr and exit status 2, never a traceback."""
     try:

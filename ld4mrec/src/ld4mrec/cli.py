@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
-from common.runs import run_cli
+from common.runs import add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -38,13 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ld4mrec", description="LD4MRec reproduction on MMRec-format data.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train to early stop on valid Recall@20, report test at the best epoch")
-    t.add_argument("--config", required=True, help="YAML config, e.g. configs/baby.yaml")
-    t.add_argument("--data", help="dataset folder (overrides the config's 'data')")
-    t.add_argument("--resume", action="store_true", help="continue the run from its checkpoints/last.pt")
-    t.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
-    t.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
-    t.add_argument("--device", help="cpu, cuda, ...")
-    t.add_argument("--runs-dir", help="root folder of run directories")
+    add_run_arguments(t, "configs/baby.yaml")
     t.set_defaults(func=_train)
     e = sub.add_parser("eval", help="evaluate a checkpoint on valid and test")
     e.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
@@ -63,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cli_logging()
     return run_cli(f"ld4mrec {args.command}", lambda: args.func(args))
 
 

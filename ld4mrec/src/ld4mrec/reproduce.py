@@ -7,11 +7,10 @@ trains ``configs/smoke.yaml``; with ``--data DIR`` it trains ``configs/<DIR name
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from common.runs import reproduce_config, run_cli
+from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import mmrec as synthetic_mmrec
 from ld4mrec.config import load_config
 from ld4mrec.experiment import train_and_report
@@ -24,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ld4mrec.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cli_logging()
     return run_cli("ld4mrec reproduce", lambda: reproduce(args.data))
 
 

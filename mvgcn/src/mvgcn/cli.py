@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
-from common.runs import run_cli
+from common.runs import add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -50,15 +49,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train the config's lambda_C grid, select on valid, report test")
-    t.add_argument("--config", required=True, help="YAML config, e.g. configs/baby.yaml")
-    t.add_argument("--data", help="dataset folder (overrides the config's 'data')")
-    t.add_argument("--resume", action="store_true", help="continue the run from its checkpoints/last.pt")
-    t.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
-    t.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
+    add_run_arguments(t, "configs/baby.yaml")
     t.add_argument("--cl-loss", type=float, help="a single lambda_C instead of the config's grid")
-    t.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     t.add_argument("--cache-dir", help="folder of the cached kNN graphs")
-    t.add_argument("--runs-dir", help="root folder of run directories")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on valid and test")
@@ -87,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cli_logging()
     return run_cli(f"mvgcn {args.command}", lambda: args.func(args))
 
 

@@ -8,12 +8,11 @@ With ``--data DIR`` it trains ``configs/<DIR name>.yaml`` (baby, sports, clothin
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from common.metrics.ranking import popularity_baseline
-from common.runs import reproduce_config, run_cli
+from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import mmrec as synthetic_mmrec
 from mvgcn.config import load_config
 from mvgcn.experiment import run_experiment
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mvgcn.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cli_logging()
     return run_cli("mvgcn reproduce", lambda: reproduce(args.data))
 
 
