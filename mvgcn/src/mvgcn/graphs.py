@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,20 +73,29 @@ def feature_key(features: np.ndarray, k: int) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_knn_graph(features: np.ndarray, k: int, cache_dir: str | Path, name: str) -> torch.Tensor:
-    """``knn_cosine_graph`` of ``features``, loaded from / written to ``cache_dir`` (atomic write)."""
-    path = Path(cache_dir) / f"{name}_knn{k}_{feature_key(features, k)}.pt"
+def cached_sparse(path: Path, build: Callable[[], torch.Tensor], what: str) -> torch.Tensor:
+    """A sparse COO graph from ``path``, or ``build()`` it and write it there atomically.
+
+    The caller puts a content hash into ``path``, so a file is only ever reused for the same inputs; an
+    unreadable file (truncated, foreign) is reported and rebuilt.
+    """
     if path.is_file():
         try:
             saved = torch.load(path, weights_only=True)
             return torch.sparse_coo_tensor(saved["indices"], saved["values"], saved["size"],
                                            is_coalesced=True, check_invariants=True)
-        except Exception as err:  # a truncated or foreign file: say so and rebuild it
+        except Exception as err:
             log.warning("cached graph %s is unreadable (%s); rebuilding it", path, type(err).__name__)
-    log.info("building the %s kNN graph (k=%d) -> %s", name, k, path)
-    graph = knn_cosine_graph(torch.from_numpy(features), k)
+    log.info("building %s -> %s", what, path)
+    graph = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save({"indices": graph.indices(), "values": graph.values(), "size": tuple(graph.shape)}, tmp)
     os.replace(tmp, path)
     return graph
+
+
+def cached_knn_graph(features: np.ndarray, k: int, cache_dir: str | Path, name: str) -> torch.Tensor:
+    """``knn_cosine_graph`` of ``features``, cached in ``cache_dir`` under a hash of the features and k."""
+    path = Path(cache_dir) / f"{name}_knn{k}_{feature_key(features, k)}.pt"
+    return cached_sparse(path, lambda: knn_cosine_graph(torch.from_numpy(features), k), f"the {name} kNN graph")

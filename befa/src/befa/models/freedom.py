@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch.nn.functional as F
 from befa.adapter import adapters
 from befa.config import BeFAConfig
 from common.data.mmrec import MMRecData
-from mvgcn.graphs import feature_key, user_item_graph
+from mvgcn.graphs import cached_sparse, feature_key, user_item_graph
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +79,8 @@ def cached_freedom_item_graph(features: dict[str, np.ndarray], k: int, image_wei
     for m in sorted(features):
         h.update(f"{m}:{feature_key(features[m], k)}".encode())
     path = Path(cache_dir) / f"freedom_mm_adj_knn{k}_{h.hexdigest()[:20]}.pt"
-    if path.is_file():
-        try:
-            saved = torch.load(path, weights_only=True)
-            return torch.sparse_coo_tensor(saved["indices"], saved["values"], saved["size"],
-                                           is_coalesced=True, check_invariants=True)
-        except Exception as err:  # a truncated or foreign file: say so and rebuild it
-            log.warning("cached graph %s is unreadable (%s); rebuilding it", path, type(err).__name__)
-    log.info("building FREEDOM's item-item graph (k=%d) -> %s", k, path)
-    graph = freedom_item_graph({m: torch.from_numpy(f) for m, f in features.items()}, k, image_weight)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"indices": graph.indices(), "values": graph.values(), "size": tuple(graph.shape)}, tmp)
-    os.replace(tmp, path)
-    return graph
+    return cached_sparse(path, lambda: freedom_item_graph({m: torch.from_numpy(f) for m, f in features.items()},
+                                                          k, image_weight), f"FREEDOM's item-item graph (k={k})")
 
 
 def bipartite_edge_values(rows: torch.Tensor, cols: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
