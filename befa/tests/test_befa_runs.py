@@ -12,8 +12,8 @@ from befa.adapter import BeFA, adapter_parameters
 from befa.cli import main
 from befa.config import load_config
 from befa.experiment import compare
-from befa.features import write_random_clip
 from befa.train import build_model, load_data, trainer
+from common.data.clip_weights import write_random_clip
 from common.metrics.ranking import popularity_baseline
 from common.synthetic import mmrec as synthetic_mmrec
 

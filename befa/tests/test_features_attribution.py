@@ -20,18 +20,8 @@ from befa.attribution import (
     plot_image_attribution,
     text_attribution,
 )
-from befa.features import (
-    CLIP_URL,
-    VIT_B32,
-    encode_texts,
-    extract_features,
-    import_clip,
-    load_clip,
-    official_transform,
-    open_image,
-    read_items,
-    write_random_clip,
-)
+from befa.features import encode_texts, extract_features, official_transform, open_image, read_items
+from common.data.clip_weights import CLIP_URL, VIT_B32, import_clip, load_clip, write_random_clip
 from common.errors import DataFormatError, WeightsNotFoundError
 
 clip = import_clip()

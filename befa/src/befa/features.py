@@ -21,9 +21,7 @@ paths relative to the folder; itemIDs exactly 0..n-1 in any order).
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,92 +31,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common.errors import DataFormatError, WeightsNotFoundError, require_file
+from common.data.clip_weights import IMAGE_SIZE, import_clip, load_clip
+from common.errors import DataFormatError, require_file
 
-CLIP_WEIGHTS_KEY = "clip_weights"
-CLIP_URL = (
-    "https://openaipublic.azureedge.net/clip/models/"
-    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"
-)  # clip._MODELS["ViT-B/32"]
-CLIP_SOURCE = f"OpenAI's CLIP release, file ViT-B-32.pt at {CLIP_URL} (clip._MODELS['ViT-B/32'])"
-FEATURE_DIM = 512
-IMAGE_SIZE = 224
 ITEMS_FILE = "items.tsv"
 ITEM_COLUMNS = ("itemID", "image", "text")
-
-# clip.model.CLIP(...) arguments of ViT-B/32, and a tiny variant (same code path, same 224 px / 32 px patches /
-# 512-d output / tokenizer, smaller widths and depths) for tests.
-VIT_B32 = dict(
-    embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
-    context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8, transformer_layers=12,
-)
-VIT_B32_TINY = dict(VIT_B32, vision_layers=1, vision_width=64, transformer_width=64, transformer_heads=1,
-                    transformer_layers=1)
-
-
-def import_clip():
-    """The ``clip`` module (clip-anytorch), without its pkg_resources deprecation warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        import clip
-    return clip
-
-
-def write_random_clip(path: str | Path, seed: int = 0, tiny: bool = False) -> Path:
-    """Save RANDOM CLIP ViT-B/32 weights (a plain state dict, ``torch.save``) to ``path``; for tests only.
-
-    ``tiny=True`` shrinks widths and depths (``VIT_B32_TINY``) but keeps the architecture class, the 224 px input,
-    the 32 px patches, the 512-d output and the tokenizer, so ``load_clip`` takes the same path. The global RNG is
-    left untouched.
-    """
-    clip = import_clip()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = clip.model.CLIP(**(VIT_B32_TINY if tiny else VIT_B32))
-    torch.save(model.state_dict(), path)
-    return path
-
-
-def _check_vit_b32(model: torch.nn.Module, path: Path) -> None:
-    clip = import_clip()
-    visual = model.visual
-    if not isinstance(visual, clip.model.VisionTransformer) or visual.conv1.kernel_size != (32, 32):
-        raise DataFormatError(path, "is a CLIP checkpoint but not ViT-B/32 (expected a ViT with 32 px patches)")
-    dim = model.text_projection.shape[1]
-    if visual.input_resolution != IMAGE_SIZE or dim != FEATURE_DIM:
-        raise DataFormatError(path, f"expected CLIP ViT-B/32 ({IMAGE_SIZE} px input, {FEATURE_DIM}-d features), "
-                                    f"got {visual.input_resolution} px, {dim}-d")
-
-
-def load_clip(weights: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Callable]:
-    """(model, preprocess) from a local CLIP ViT-B/32 file, via ``clip.load(path, device, jit=False)``.
-
-    Accepts OpenAI's TorchScript ``ViT-B-32.pt`` and a plain state dict saved with ``torch.save`` (both are rebuilt
-    with ``clip.model.build_model``; as in ``clip.load`` the weights are fp16 on a GPU and float32 on the CPU).
-    Never downloads. Missing file -> WeightsNotFoundError naming config key ``clip_weights``; unreadable or
-    non-CLIP file -> one-line DataFormatError.
-    """
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise WeightsNotFoundError(CLIP_WEIGHTS_KEY, path, CLIP_SOURCE)
-    clip = import_clip()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
-            model, preprocess = clip.load(str(path), device=device, jit=False)
-    except KeyError as err:
-        raise DataFormatError(path, f"not a CLIP state dict (missing key {err})") from None
-    except pickle.UnpicklingError:  # torch.load(weights_only=True) refused the bytes: corrupt or not tensors only
-        raise DataFormatError(path, "not a readable CLIP checkpoint: neither a TorchScript archive nor a state dict "
-                                    "of tensors saved with torch.save (corrupt or truncated file?)") from None
-    except Exception as err:  # RuntimeError, OSError, EOFError, ... for a truncated file or a non-CLIP state dict
-        first = (str(err).strip().splitlines() or [""])[0][:160]
-        raise DataFormatError(
-            path, f"not a readable CLIP checkpoint, corrupt or truncated? ({type(err).__name__}: {first})") from None
-    _check_vit_b32(model, path)
-    return model.eval(), preprocess
 
 
 def official_transform() -> Callable:

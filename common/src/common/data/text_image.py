@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from common.data.clip_weights import import_clip
 from common.errors import DataFormatError, require_file
 
 SPLITS = ("train", "test")
@@ -232,23 +232,15 @@ class DamsmTokenizer:
         return tokens, ids.numel()
 
 
-def _import_clip():
-    """The ``clip`` module (optional dependency: common[images]), without its pkg_resources import warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        import clip
-    return clip
-
-
 class ClipTokenizer:
     """Caption -> (``clip.tokenize(text, truncate=True)[0]`` as int32 [77], length up to and with EOT), GALIP's
     ``get_caption``. (clip-anytorch returns int64; openai/CLIP int32 on torch >= 1.8, kept here.)"""
 
     def __init__(self):
-        _import_clip()  # fail here, not in a DataLoader worker, when clip is missing
+        import_clip()  # fail here, not in a DataLoader worker, when clip is missing
 
     def __call__(self, text: str) -> tuple[torch.Tensor, int]:
-        tokens = _import_clip().tokenize(text, context_length=CLIP_CONTEXT, truncate=True)[0].to(torch.int32)
+        tokens = import_clip().tokenize(text, context_length=CLIP_CONTEXT, truncate=True)[0].to(torch.int32)
         return tokens, int(tokens.argmax()) + 1  # EOT has the largest id
 
 
