@@ -218,6 +218,20 @@ def test_planted_metadata_agrees_with_pixels(data, meta):
         assert abs(xs.mean() / 64 - ex) < 0.1 and abs(ys.mean() / 64 - ey) < 0.1, key
 
 
+def test_colour_classifier_reads_the_planted_colour_and_rejects_gray(data, meta):
+    boxes = load_cub_bboxes(data / "CUB_200_2011")
+    keys = list(meta["items"])[:60]
+    scenes = np.stack([np.asarray(load_image(image_file(data, k), boxes[k]).resize((64, 64)), np.float32) / 255
+                       for k in keys])
+    assert writer.dominant_colour(scenes) == [meta["items"][k]["colour"] for k in keys]
+    gray = np.clip(0.5 + 0.07 * np.random.default_rng(0).standard_normal((2, 64, 64, 3)), 0, 1)
+    assert writer.dominant_colour(gray) == [None, None]
+    assert writer.caption_colour("A purple square, on the left.") == "purple"
+    assert writer.caption_colour("a plain gray picture") is None
+    with pytest.raises(ValueError):
+        writer.dominant_colour(scenes[0])
+
+
 def test_writer_is_deterministic_in_seed(tmp_path):
     def files(root):
         return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

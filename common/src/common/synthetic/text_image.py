@@ -75,6 +75,35 @@ def shape_mask(shape: str, size: int, cx: int, cy: int, r: float) -> np.ndarray:
     return (np.abs(dy) <= r) & (dx <= (dy + r) / 2)
 
 
+def caption_colour(caption: str) -> str | None:
+    """The planted colour a caption names (the first colour word), or None."""
+    words = caption.lower().replace(",", " ").replace(".", " ").split()
+    return next((w for w in words if w in COLOURS), None)
+
+
+def dominant_colour(images: np.ndarray, min_saturation: float = 0.4, min_fraction: float = 0.01) -> list[str | None]:
+    """Per image [N, H, W, 3] (floats in [0, 1]), the planted colour closest to the median of its saturated pixels.
+
+    A pixel is saturated when max - min over its channels >= ``min_saturation`` (the gray backgrounds, even
+    noisy, are not); an image with fewer than ``min_fraction`` saturated pixels gets None. A simple colour
+    classifier for checking that a generator or an editor follows the caption's colour.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected images [N, H, W, 3], got {images.shape}")
+    palette = np.array(list(COLOURS.values()), dtype=np.float32) / 255.0
+    names = list(COLOURS)
+    out: list[str | None] = []
+    for img in images:
+        pixels = img.reshape(-1, 3)
+        sat = pixels[(pixels.max(axis=1) - pixels.min(axis=1)) >= min_saturation]
+        if len(sat) < min_fraction * len(pixels):
+            out.append(None)
+            continue
+        out.append(names[int(np.argmin(((palette - np.median(sat, axis=0)) ** 2).sum(axis=1)))])
+    return out
+
+
 def _checkerboard(height: int, width: int, cell: int) -> np.ndarray:
     y, x = np.mgrid[:height, :width]
     return np.where(((y // cell + x // cell) % 2)[..., None] == 0, 255, 0).astype(np.uint8).repeat(3, axis=2)
