@@ -51,16 +51,19 @@ class NetD(nn.Module):
     [B, 3, 768, 7, 7] -> [B, 512, 7, 7].
 
     ``ndf``, ``imsize`` and ``ch_size`` are accepted for signature parity and unused (as in the official code).
+    ``clip_ch`` (the CLIP visual width) and ``out_ch`` are hard-coded 768 and 512 officially; the smoke config's
+    tiny CLIP and CPU budget use narrower ones.
     """
 
-    def __init__(self, ndf: int = 64, imsize: int = 256, ch_size: int = 3, mixed_precision: bool = False) -> None:
+    def __init__(self, ndf: int = 64, imsize: int = 256, ch_size: int = 3, mixed_precision: bool = False,
+                 clip_ch: int = 768, out_ch: int = 512) -> None:
         super().__init__()
         self.mixed_precision = mixed_precision
         self.DBlocks = nn.ModuleList([
-            DBlock(768, 768, 3, 1, 1, res=True, CLIP_feat=True),
-            DBlock(768, 768, 3, 1, 1, res=True, CLIP_feat=True),
+            DBlock(clip_ch, clip_ch, 3, 1, 1, res=True, CLIP_feat=True),
+            DBlock(clip_ch, clip_ch, 3, 1, 1, res=True, CLIP_feat=True),
         ])
-        self.main = DBlock(768, 512, 3, 1, 1, res=True, CLIP_feat=False)
+        self.main = DBlock(clip_ch, out_ch, 3, 1, 1, res=True, CLIP_feat=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         with _autocast(h, self.mixed_precision):
@@ -73,19 +76,20 @@ class NetD(nn.Module):
 class NetC(nn.Module):
     """Official ``NetC``: tile s to 7x7, concat with D's map -> conv4x4 (1024->128) -> LReLU -> conv4x4 (128->1).
 
-    [B, 512, 7, 7] and [B, 512] -> [B, 1, 1, 1]; both convolutions without bias.
+    [B, 512, 7, 7] and [B, 512] -> [B, 1, 1, 1]; both convolutions without bias. ``in_ch`` (NetD's output width)
+    is hard-coded 512 officially.
     """
 
-    def __init__(self, ndf: int = 64, cond_dim: int = 512, mixed_precision: bool = False) -> None:
+    def __init__(self, ndf: int = 64, cond_dim: int = 512, mixed_precision: bool = False, in_ch: int = 512) -> None:
         super().__init__()
         self.cond_dim, self.mixed_precision = cond_dim, mixed_precision
         self.joint_conv = nn.Sequential(
-            nn.Conv2d(512 + 512, 128, 4, 1, 0, bias=False),
+            nn.Conv2d(in_ch + cond_dim, 128, 4, 1, 0, bias=False),
             nn.LeakyReLU(0.2),
             nn.Conv2d(128, 1, 4, 1, 0, bias=False),
         )
 
     def forward(self, out: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         with _autocast(out, self.mixed_precision):
-            cond = cond.view(-1, self.cond_dim, 1, 1).repeat(1, 1, 7, 7)
+            cond = cond.view(-1, self.cond_dim, 1, 1).repeat(1, 1, out.size(-2), out.size(-1))
             return self.joint_conv(torch.cat((out, cond), 1))
