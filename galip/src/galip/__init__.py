@@ -1,4 +1,3 @@
-"""GALIP: Generative Adversarial CLIPs for Text-to-Image Synthesis. Not implemented yet (skeleton)."""
+"""GALIP: Generative Adversarial CLIPs for Text-to-Image Synthesis (Tao et al., CVPR 2023), reproduced."""
 
-__version__ = "0.0.1"
-IMPLEMENTED = False
+__version__ = "0.1.0"

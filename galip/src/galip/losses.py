@@ -124,9 +124,10 @@ def discriminator_loss(
 
     ``real_feats`` and ``sent`` must be leaves that require grad (for the MA-GP); ``fake_feats`` is detached here.
     """
-    pred_real = netC(netD(real_feats), sent)
+    real_map = netD(real_feats)  # one NetD pass shared by the real and mismatched terms, as officially
+    pred_real = netC(real_map, sent)
     err_real = hinge_loss(pred_real, negative=False)
-    err_mis = hinge_loss(netC(netD(real_feats), mismatch_sent(sent)), negative=True)
+    err_mis = hinge_loss(netC(real_map, mismatch_sent(sent)), negative=True)
     err_fake = hinge_loss(netC(netD(fake_feats.detach()), sent), negative=True)
     err_gp = ma_gp_from_output(real_feats, sent, pred_real, k=k, p=p, scale=scale)
     total = err_real + (err_fake + err_mis) / 2.0 + err_gp

@@ -1,0 +1,140 @@
+"""``galip train | sample | eval | fid-stats | bench``: the command line of the GALIP reproduction.
+
+Multi-GPU: ``torchrun --nproc_per_node 8 -m galip.cli train --config configs/coco.yaml`` (batch_size is per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from common.runs import add_run_arguments, cli_logging, run_cli
+
+
+def _label(config) -> str:
+    from .train import _label as label
+
+    return label(config)
+
+
+def _train(args) -> None:
+    from .config import load_config
+    from .train import train
+
+    config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
+                         device=args.device, runs_dir=args.runs_dir, clip_weights=args.clip_weights,
+                         batch_size=args.batch_size)
+    print(f"run directory: {train(config, resume=args.resume)}")
+
+
+def _sample(args) -> None:
+    import torch
+
+    from .sample import load_generator, sample_caption, save_grid
+
+    config, nets = load_generator(args.checkpoint, args.config, args.device, clip_weights=args.clip_weights)
+    images = sample_caption(nets.netG, nets.text_encoder, args.text, args.n, config.z_dim, torch.device(args.device),
+                            seed=args.seed)
+    out = save_grid(images, args.out, nrow=min(8, args.n))
+    print(f"wrote {args.n} samples of {args.text!r} to {out}{_label(config)}")
+
+
+def _eval(args) -> None:
+    from pathlib import Path
+
+    from . import distributed
+    from .evaluate import evaluate
+    from .report import write_report
+    from .sample import load_generator
+
+    where = distributed.setup(args.device)
+    try:
+        config, nets = load_generator(args.checkpoint, args.config, str(where.device), data=args.data,
+                                      clip_weights=args.clip_weights, fid_weights=args.fid_weights,
+                                      fid_stats=args.fid_stats, sample_times=args.sample_times)
+        results = evaluate(nets, config, where, seed=args.seed)
+    finally:
+        distributed.teardown()
+    if where.is_main:
+        label = _label(config)
+        out = write_report(Path(args.out), results, label)
+        print(json.dumps(results, indent=1))
+        print(f"report: {out}{label}")
+
+
+def _fid_stats(args) -> None:
+    from .config import load_config
+    from .evaluate import real_statistics
+
+    config = load_config(args.config, data=args.data, fid_weights=args.fid_weights)
+    print(f"wrote {real_statistics(config, args.out)}")
+
+
+def _bench(args) -> None:
+    from .bench import bench, report
+
+    print(report(bench(device=args.device, batch_sizes=args.batch_sizes, n_batches=args.n_batches,
+                       train_batch=args.train_batch, train_steps=args.train_steps, threads=args.threads)))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="galip", description="GALIP (CVPR 2023) text-to-image reproduction.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train GALIP (single process, or under torchrun for DDP)")
+    add_run_arguments(t, "configs/birds.yaml")
+    t.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (ViT-B-32.pt)")
+    t.add_argument("--batch-size", type=int, help="batch size per process")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("sample", help="write an image grid for one caption")
+    s.add_argument("--checkpoint", required=True, help="a run's last.pt, or an official/released GALIP .pth")
+    s.add_argument("--text", required=True, help="the caption")
+    s.add_argument("--n", type=int, default=8, help="number of images (default 8)")
+    s.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
+    s.add_argument("--config", help="YAML config; required for official checkpoints (they carry none)")
+    s.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (overrides the config)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_sample)
+
+    e = sub.add_parser("eval", help="FID and CLIP score of a checkpoint on the test captions")
+    e.add_argument("--checkpoint", required=True, help="a run's last.pt, or an official/released GALIP .pth")
+    e.add_argument("--config", help="YAML config; required for official checkpoints")
+    e.add_argument("--data", help="dataset folder (overrides the config)")
+    e.add_argument("--clip-weights", help="local CLIP ViT-B/32 file")
+    e.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
+    e.add_argument("--fid-stats", help="reference statistics npz (mu, sigma)")
+    e.add_argument("--sample-times", type=int, help="passes over the test captions (birds 12, coco 1)")
+    e.add_argument("--out", default="galip_eval", help="report path without suffix (.json and .md are written)")
+    e.add_argument("--seed", type=int, default=100)
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_eval)
+
+    f = sub.add_parser("fid-stats", help="reference FID statistics (npz) of a dataset's test images")
+    f.add_argument("--config", required=True)
+    f.add_argument("--data", help="dataset folder (overrides the config)")
+    f.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
+    f.add_argument("--out", required=True, help="output .npz")
+    f.set_defaults(func=_fid_stats)
+
+    b = sub.add_parser("bench", help="sampling images/s and training steps/s of the full-size birds model")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="sampling batch sizes (default 1 8)")
+    b.add_argument("--n-batches", type=int, default=5, help="timed sampling batches per size")
+    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
+    b.add_argument("--train-steps", type=int, default=3, help="timed training steps")
+    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cli_logging()
+    return run_cli(f"galip {args.command}", lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

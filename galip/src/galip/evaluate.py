@@ -1,0 +1,132 @@
+"""FID and CLIP score as GALIP reports them (``tobran/GALIP:code/lib/modules.py:calculate_FID_CLIP_sim``; spec 1.5,
+2.9), and the reference statistics of a dataset's test images.
+
+Per test batch (one random caption per image, ``sample_times`` passes, ``drop_last``): the sentence embedding of the
+caption, z ~ N(0, I), x = NetG(z, s, eval=True) clamped to [-1, 1] with NaN -> -1; then
+- CLIP score: cos(CLIP image embedding of x through the official input mapping, CLIP text embedding of the caption),
+  averaged over all samples (raw value, no x100; ``common.metrics.clip_score``);
+- FID: torchvision ImageNet Inception-v3 pool features of (x + 1) / 2 under the DF-GAN input quirk
+  (``common.metrics.fid`` protocol ``dfgan``) against the ``fid_stats`` npz, one FID over all samples.
+Sampling noise and captions come from a generator seeded by ``seed``; the caller's RNG state is left untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common.data.text_image import TextImageDataset, load_cub_bboxes, load_filenames, load_image
+from common.errors import WeightsNotFoundError
+from common.metrics.clip_score import clip_cosines
+from common.metrics.fid import (
+    FIDFeatureExtractor,
+    frechet_distance,
+    load_statistics,
+    save_statistics,
+    signed_to_unit,
+    statistics,
+)
+
+from . import distributed
+from .config import GALIPConfig
+from .data import dataset, loader
+from .distributed import Dist
+
+FID_PROTOCOL = "dfgan"
+TORCHVISION_INCEPTION_SOURCE = (
+    "torchvision's ImageNet Inception-v3, https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth "
+    "(Inception_V3_Weights.IMAGENET1K_V1, what the official code's inception_v3(pretrained=True) loads)"
+)
+FID_STATS_SOURCE = (
+    "DF-GAN's metadata zip for the dataset (data/<dataset>/npz/*_val256_FIDK0.npz, linked from tobran/DF-GAN's "
+    "README), or make statistics of your own test images with `galip fid-stats`"
+)
+
+
+def check_eval_files(config: GALIPConfig) -> None:
+    """One-line errors, before any work, when the Inception weights or the reference statistics are missing."""
+    if not Path(config.fid_weights).is_file():
+        raise WeightsNotFoundError("fid_weights", Path(config.fid_weights), TORCHVISION_INCEPTION_SOURCE)
+    if not Path(config.fid_stats).is_file():
+        raise WeightsNotFoundError("fid_stats", Path(config.fid_stats), FID_STATS_SOURCE)
+
+
+def fid_extractor(config: GALIPConfig, device: torch.device) -> FIDFeatureExtractor:
+    return FIDFeatureExtractor(config.fid_weights, protocol=FID_PROTOCOL, device=device, key="fid_weights")
+
+
+@torch.inference_mode()
+def evaluate(nets, config: GALIPConfig, where: Dist, seed: int, show_progress: bool = True) -> dict:
+    """``{"fid", "clip_score", "n_samples"}`` over ``sample_times`` passes of the test split (all ranks)."""
+    check_eval_files(config)
+    devices = [where.device] if where.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # building the Inception draws random inits too
+        torch.manual_seed(seed * 1009 + where.rank)
+        extractor = fid_extractor(config, where.device)
+        reference = load_statistics(config.fid_stats)
+        test_set = dataset(config, "test")
+        netG = nets.netG  # noqa: N806
+        was_training = netG.training
+        netG.eval()
+        feats, cosines = [], []
+        for t in range(config.sample_times):
+            batches = loader(test_set, config.eval_batch_size, shuffle=False, seed=seed, epoch=t,
+                             num_workers=config.num_workers, where=where)
+            bar = tqdm(batches, desc=f"eval pass {t + 1}/{config.sample_times}", unit="batch", leave=False,
+                       disable=not (show_progress and where.is_main))
+            for batch in bar:
+                tokens = batch["tokens"].to(where.device)
+                sent, _ = nets.text_encoder(tokens)
+                noise = torch.randn(tokens.size(0), config.z_dim, device=where.device)
+                fake = netG(noise, sent.float(), eval=True).float()
+                fake = torch.nan_to_num(fake.clamp(-1.0, 1.0), nan=-1.0, posinf=1.0, neginf=-1.0)
+                _, image_emb = nets.image_encoder(fake)
+                cosines.append(clip_cosines(image_emb, sent))
+                feats.append(torch.from_numpy(extractor(signed_to_unit(fake))).to(where.device))
+    netG.train(was_training)
+    if not feats:
+        raise ValueError(f"test split smaller than one eval batch ({config.eval_batch_size})")
+    all_feats = distributed.gather_cat(torch.cat(feats)).cpu().numpy()
+    all_cos = distributed.gather_cat(torch.cat(cosines)).cpu()
+    mu, sigma = statistics(all_feats)
+    return {"fid": frechet_distance(mu, sigma, *reference), "clip_score": float(all_cos.mean()),
+            "n_samples": int(all_feats.shape[0])}
+
+
+def dfgan_real_transform():
+    """DF-GAN's real-image FID pipeline (``tobran/DF-GAN:code/eval/FID/fid_score.py``): PIL ``Resize(299)`` of the
+    shorter side, ``RandomCrop(299)``, ``ToTensor`` -> [0, 1] (the protocol's 299x299 resize is then a no-op)."""
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.Resize(299), transforms.RandomCrop(299), transforms.ToTensor()])
+
+
+@torch.inference_mode()
+def real_statistics(config: GALIPConfig, out: str | Path, batch_size: int = 32, seed: int = 0) -> Path:
+    """``mu``/``sigma`` of the test images' Inception features under the same protocol, saved as ``out`` (npz).
+
+    Which images and crop made DF-GAN's released npz files is not documented (DF-GAN#36); here: every test image as
+    the data loader reads it (CUB box crop for birds) through DF-GAN's real-image script pipeline
+    (:func:`dfgan_real_transform`, random crop seeded by ``seed``). For datasets without a released npz and for the
+    embedded default.
+    """
+    if not Path(config.fid_weights).is_file():
+        raise WeightsNotFoundError("fid_weights", Path(config.fid_weights), TORCHVISION_INCEPTION_SOURCE)
+    extractor = fid_extractor(config, torch.device("cpu"))
+    probe = TextImageDataset(config.data, "test", config.dataset, config.imsize, image_dir=config.image_dir)
+    keys = load_filenames(config.data, "test")
+    boxes = load_cub_bboxes(Path(config.data) / "CUB_200_2011") if config.dataset == "birds" else None
+    transform = dfgan_real_transform()
+    feats = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in tqdm(range(0, len(keys), batch_size), desc="real-image features", unit="batch"):
+            chunk = keys[start:start + batch_size]
+            images = torch.stack([transform(load_image(probe.image_path(k), None if boxes is None else boxes[k]))
+                                  for k in chunk])
+            feats.append(extractor(images))
+    mu, sigma = statistics(np.concatenate(feats))
+    return save_statistics(out, mu, sigma)

@@ -1,0 +1,297 @@
+"""GALIP training (``tobran/GALIP:code/lib/modules.py:train``, ``src/train.py``; paper Sec. 3.4, spec 2.6).
+
+Per batch: one discriminator step (hinge real / mismatched / fake terms and the MA-GP, Adam on NetD + NetC), then
+one generator step on the *same* fake images and CLIP graph (adversarial term + ``sim_w`` * CLIP similarity, Adam on
+all of NetG's parameters; the frozen CLIP ones get no gradient). AMP with one GradScaler per net (official
+``growth_interval`` 2000 and the reset to 16384 below ``scaler_min``), ``torchrun`` + DDP, atomic checkpoints in the
+official ``state_epoch`` layout plus scalers and RNG states, exact resume.
+
+Difference from the official step, value-preserving: the real images' CLIP features are computed without a graph
+and made the leaf of the MA-GP (the official code differentiates through CLIP to the pixels but only uses the
+gradient w.r.t. the features and the sentence), which gives the same parameter gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from common.data.clip_weights import load_clip
+from common.errors import DataFormatError
+from common.runs import atomic_save, save_config, set_seed
+
+from . import distributed
+from .config import GALIPConfig
+from .data import dataset, loader
+from .distributed import Dist
+from .losses import discriminator_loss, generator_loss
+from .models import CLIPImageEncoder, CLIPTextEncoder, NetC, NetD, NetG
+
+log = logging.getLogger(__name__)
+SCALE_RESET = 16384.0
+
+
+@dataclass
+class Nets:
+    """GALIP's networks; the three CLIP users share one frozen CLIP model (official CLIP4trn)."""
+
+    netG: NetG  # noqa: N815
+    netD: NetD  # noqa: N815
+    netC: NetC  # noqa: N815
+    image_encoder: CLIPImageEncoder
+    text_encoder: CLIPTextEncoder
+
+
+def build_nets(config: GALIPConfig, clip_model: nn.Module, device: torch.device) -> Nets:
+    """The official ``prepare_models``: NetG(nf, z_dim, cond_dim, imsize, ch_size, mixed_precision, CLIP), NetD,
+    NetC, and the frozen CLIP image/text encoders sharing ``clip_model``."""
+    netG = NetG(config.nf, config.z_dim, config.cond_dim, config.imsize, config.ch_size, clip_model,  # noqa: N806
+                config.mixed_precision, config.out_size)
+    netD = NetD(config.nf, config.imsize, config.ch_size, config.mixed_precision,  # noqa: N806
+                clip_ch=clip_model.visual.conv1.out_channels, out_ch=config.d_out_ch)
+    netC = NetC(config.nf, config.cond_dim, config.mixed_precision, in_ch=config.d_out_ch)  # noqa: N806
+    nets = Nets(netG, netD, netC, CLIPImageEncoder(clip_model), CLIPTextEncoder(clip_model))
+    for net in (nets.netG, nets.netD, nets.netC, nets.image_encoder, nets.text_encoder):
+        net.to(device)
+    nets.image_encoder.eval()
+    nets.text_encoder.eval()
+    return nets
+
+
+def load_clip_model(config: GALIPConfig, device: torch.device) -> nn.Module:
+    """CLIP ViT-B/32 from ``config.clip_weights`` (fp16 on CUDA, fp32 on CPU, as ``clip.load``); never downloads."""
+    model, _ = load_clip(config.clip_weights, device)
+    return model
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class Trainer:
+    """Networks, optimisers and scalers of one process, and the official training step."""
+
+    def __init__(self, config: GALIPConfig, clip_model: nn.Module, where: Dist) -> None:
+        self.config, self.where = config, where
+        self.nets = build_nets(config, clip_model, where.device)
+        n = self.nets
+        betas = tuple(config.betas)
+        self.opt_G = torch.optim.Adam(n.netG.parameters(), lr=config.lr_g, betas=betas)  # noqa: N815
+        self.opt_D = torch.optim.Adam([*n.netD.parameters(), *n.netC.parameters()],  # noqa: N815
+                                      lr=config.lr_d, betas=betas)
+        amp = config.mixed_precision
+        self.scaler_G = torch.amp.GradScaler(where.device.type, growth_interval=config.growth_interval,  # noqa: N815
+                                             enabled=amp)
+        self.scaler_D = torch.amp.GradScaler(where.device.type, growth_interval=config.growth_interval,  # noqa: N815
+                                             enabled=amp)
+        self.G, self.D, self.C = n.netG, n.netD, n.netC  # what the step calls: DDP wrappers when distributed
+        if where.world_size > 1:
+            ids = [where.device.index] if where.device.type == "cuda" else None
+            self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
+                                                              broadcast_buffers=False)
+                                      for m in (n.netG, n.netD, n.netC))
+        self.epoch = 0
+
+    def train_mode(self) -> None:
+        for net in (self.nets.netG, self.nets.netD, self.nets.netC):
+            net.train()
+
+    def _scaled_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        if scaler.is_enabled() and scaler.get_scale() < self.config.scaler_min:
+            scaler.update(SCALE_RESET)
+
+    def step(self, images: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> dict[str, float]:
+        """One D step then one G step on a batch; returns the loss parts as floats."""
+        cfg, dev = self.config, self.where.device
+        images, tokens = images.to(dev, non_blocking=True), tokens.to(dev, non_blocking=True)
+        with torch.no_grad():
+            sent, _ = self.nets.text_encoder(tokens)
+            real_feats, _ = self.nets.image_encoder(images)
+        sent = sent.float().requires_grad_()
+        real_feats = real_feats.float().requires_grad_()
+        if noise is None:
+            noise = torch.randn(images.size(0), cfg.z_dim, device=dev)
+        fake = self.G(noise.to(dev), sent)
+        fake_feats, fake_emb = self.nets.image_encoder(fake)
+        scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else None
+        d = discriminator_loss(self.D, self.C, real_feats, fake_feats, sent, k=cfg.gp_k, p=cfg.gp_p, scale=scale)
+        self._scaled_step(d.total, self.opt_D, self.scaler_D)
+        g = generator_loss(self.D, self.C, fake_feats, fake_emb, sent, sim_w=cfg.sim_w)
+        self._scaled_step(g.total, self.opt_G, self.scaler_G)
+        return {"d_total": d.total.item(), "d_real": d.real.item(), "d_mis": d.mis.item(), "d_fake": d.fake.item(),
+                "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_sim": g.sim.item()}
+
+    def state_dict(self) -> dict:
+        """The official ``state_epoch`` layout (``model``, ``optimizers``, ``epoch``) plus ``scalers``, ``rng``."""
+        n = self.nets
+        return {
+            "model": {"netG": n.netG.state_dict(), "netD": n.netD.state_dict(), "netC": n.netC.state_dict()},
+            "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
+            "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
+            "epoch": self.epoch,
+            "rng": _rng_state(self.where.device),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        from .checkpoints import load_official_netC, load_official_netD, load_official_netG
+
+        try:
+            models, opts, scalers = state["model"], state["optimizers"], state["scalers"]
+            load_official_netG(models["netG"], self.nets.netG, path)
+            load_official_netD(models["netD"], self.nets.netD, path)
+            load_official_netC(models["netC"], self.nets.netC, path)
+            self.opt_G.load_state_dict(opts["optimizer_G"])
+            self.opt_D.load_state_dict(opts["optimizer_D"])
+            self.scaler_G.load_state_dict(scalers["scaler_G"])
+            self.scaler_D.load_state_dict(scalers["scaler_D"])
+            self.epoch = int(state["epoch"])
+            _set_rng_state(state["rng"], self.where.device)
+        except KeyError as err:
+            raise DataFormatError(path, f"not a galip training checkpoint (missing {err})") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A ``torch.load``-ed checkpoint, with one-line errors for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, "checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a format problem of this file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise DataFormatError(path, f"cannot read as a torch checkpoint ({first})") from None
+
+
+def run_directory(config: GALIPConfig) -> Path:
+    name = config.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(config.runs_dir) / config.dataset / distributed.broadcast(name)
+
+
+def _label(config: GALIPConfig) -> str:
+    parts = [p for p, on in (("SYNTHETIC data", config.synthetic),
+                             ("STAND-IN weights, not OpenAI CLIP / ImageNet Inception", config.random_weights)) if on]
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def check_inputs(config: GALIPConfig) -> None:
+    """Fail at start, with one line, on anything the run would otherwise only miss hours later."""
+    from .evaluate import check_eval_files
+
+    check_eval_files(config)
+
+
+def train(config: GALIPConfig, resume: bool = False) -> Path:
+    """Train for ``config.epochs`` epochs (or the rest of them when resuming); returns the run directory.
+
+    Writes ``config.yaml``, ``metrics.jsonl`` (per-epoch mean losses, FID and CLIP score at test epochs),
+    ``previews/epoch_XXXX.png`` (fixed noise and captions), ``checkpoints/last.pt`` and ``losses.png``.
+    """
+    where = distributed.setup(config.device)
+    try:
+        return _train(config, resume, where)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
+    from .colour_check import colour_agreement
+    from .evaluate import evaluate
+    from .report import plot_losses
+    from .sample import PreviewSet
+
+    check_inputs(config)
+    run_dir = run_directory(config)
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume and not last.is_file():
+        raise DataFormatError(last, "nothing to resume (no checkpoint of this run)")
+    if not resume and last.is_file():
+        raise DataFormatError(run_dir, "run directory already holds a checkpoint; pass --resume or a new --run-name")
+    set_seed(config.seed)
+    trainer = Trainer(config, load_clip_model(config, where.device), where)
+    train_set = dataset(config, "train")
+    if len(train_set) < config.batch_size * where.world_size:
+        raise DataFormatError(Path(config.data), f"train split has {len(train_set)} images, fewer than one batch "
+                                                 f"({config.batch_size} x {where.world_size} processes)")
+    preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
+    if resume:
+        trainer.load_state_dict(read_checkpoint(last), last)
+        log.info("resumed %s at epoch %d", run_dir, trainer.epoch)
+    elif where.is_main:
+        save_config(config, run_dir / "config.yaml")
+    metrics_path = run_dir / "metrics.jsonl"
+    label = _label(config)
+    while trainer.epoch < config.epochs:
+        epoch = trainer.epoch + 1
+        trainer.train_mode()
+        batches = loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
+                         num_workers=config.num_workers, where=where)
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not where.is_main,
+                   leave=False)
+        for batch in bar:
+            losses = trainer.step(batch["image"], batch["tokens"])
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
+        means = distributed.mean_across({k: v / len(batches) for k, v in sums.items()}, where.device)
+        trainer.epoch = epoch
+        record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
+        if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:
+            grid = preview.save(trainer.nets.netG, run_dir / "previews" / f"epoch_{epoch:04d}.png")
+            log.info("preview grid %s", grid)
+        if epoch % config.test_interval == 0 or epoch == config.epochs:
+            record["eval"] = evaluate(trainer.nets, config, where, seed=config.seed)
+            if config.synthetic and where.is_main:  # does G follow the caption? (planted colours; not a paper metric)
+                record["eval"].update(colour_agreement(trainer.nets, config, where.device, seed=config.seed))
+        if where.is_main:
+            _log_epoch(record, label)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if (epoch % config.save_interval == 0 or epoch == config.epochs) and where.is_main:
+            atomic_save(trainer.state_dict(), last)
+    if where.is_main:
+        plot_losses(run_dir, label)
+    return run_dir
+
+
+def _log_epoch(record: dict, label: str) -> None:
+    loss = record["loss"]
+    msg = (f"epoch {record['epoch']}: D {loss['d_total']:.4f} (real {loss['d_real']:.3f}, mis {loss['d_mis']:.3f}, "
+           f"fake {loss['d_fake']:.3f}, gp {loss['d_gp']:.4f}) G {loss['g_total']:.4f} (adv {loss['g_adv']:.3f}, "
+           f"sim {loss['g_sim']:.3f}) {record['train_s']:.1f}s")
+    if "eval" in record:
+        ev = record["eval"]
+        msg += f" | FID {ev['fid']:.2f} CS {ev['clip_score']:.4f} ({ev['n_samples']} samples)"
+        if "colour_agreement" in ev:
+            msg += f" colour agreement {ev['colour_agreement']:.3f} (majority {ev['colour_baseline']:.3f})"
+        msg += label
+    log.info(msg)
+

@@ -1,0 +1,41 @@
+"""Shared fixtures: SYNTHETIC shapes data and RANDOM weight files (tiny CLIP, Inception), written once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.data.clip_weights import write_random_clip
+from common.metrics.fid import write_random_torchvision_inception_weights
+from common.synthetic import text_image
+from galip.config import GALIPConfig, load_config
+from galip.evaluate import real_statistics
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("galip_assets")
+    data = text_image.write(root / "shapes", seed=0, image_size=64, n_train=64, n_test=16)
+    clip = write_random_clip(root / "tiny-ViT-B-32.pt", seed=0, tiny=True)
+    inception = write_random_torchvision_inception_weights(root / "inception.pth", seed=0)
+    return {"data": data, "clip": clip, "inception": inception, "root": root}
+
+
+def tiny_config(assets: dict[str, Path], tmp_path: Path, **overrides) -> GALIPConfig:
+    """smoke.yaml on the session's small synthetic set, shrunk further (nf 8, 32 px) for fast tests."""
+    values = dict(data=str(assets["data"]), clip_weights=str(assets["clip"]), fid_weights=str(assets["inception"]),
+                  fid_stats=str(assets["root"] / "stats.npz"), runs_dir=str(tmp_path / "runs"), nf=8, imsize=32,
+                  out_size=32, batch_size=8, epochs=1, eval_batch_size=8)
+    values.update(overrides)
+    return load_config(CONFIGS / "smoke.yaml", **values)
+
+
+@pytest.fixture(scope="session")
+def fid_stats(assets) -> Path:
+    path = assets["root"] / "stats.npz"
+    if not path.is_file():
+        real_statistics(tiny_config(assets, assets["root"]), path)
+    return path

@@ -1,0 +1,71 @@
+"""The command line: help on every command, sample grid, eval report, official checkpoints need a config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_config
+from PIL import Image
+
+from galip.cli import main, parser
+from galip.train import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(assets, fid_stats, tmp_path_factory):
+    return train(tiny_config(assets, tmp_path_factory.mktemp("cli"), run_name="cli", epochs=1, test_interval=5))
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "fid-stats", "bench"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0 and "usage: galip " + command in capsys.readouterr().out
+
+
+def test_sample_writes_a_grid_of_n_tiles(run_dir, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["sample", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--text",
+                 "a red circle in the middle", "--n", "4", "--out", str(out)]) == 0
+    image = Image.open(out)
+    assert image.size == (4 * 32 + 5 * 2, 32 + 2 * 2)  # save_image: 4 tiles of 32 px with 2 px padding
+    msg = capsys.readouterr().out
+    assert "SYNTHETIC" in msg and "STAND-IN" in msg
+
+
+def test_eval_writes_a_labelled_report(run_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out)]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["n_samples"] == 16 and results["fid"] > 0 and -1 <= results["clip_score"] <= 1
+    assert "SYNTHETIC" in out.with_suffix(".md").read_text()
+    # the same numbers as the evaluation at the end of training (same seed, same weights)
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["eval"]
+    assert results["fid"] == pytest.approx(last["fid"], rel=1e-6)
+    assert results["clip_score"] == pytest.approx(last["clip_score"], rel=1e-6)
+
+
+def test_official_checkpoint_needs_a_config_and_then_loads(run_dir, tmp_path, capsys, assets):
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    official = tmp_path / "state_epoch_001.pth"
+    torch.save({"model": {k: {f"module.{n}": t for n, t in v.items()} for k, v in ckpt["model"].items()},
+                "optimizers": ckpt["optimizers"], "epoch": 1}, official)
+    args = ["sample", "--checkpoint", str(official), "--text", "a blue square", "--n", "2",
+            "--out", str(tmp_path / "o.png")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--config" in err
+    config = tmp_path / "tiny.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(ckpt["config"]))
+    assert main([*args, "--config", str(config)]) == 0
+    assert (tmp_path / "o.png").is_file()
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(tmp_path / "none.pt"), "--text", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "none.pt" in err
