@@ -34,6 +34,18 @@ def tiny_config(assets: dict[str, Path], tmp_path: Path, **overrides) -> GALIPCo
 
 
 @pytest.fixture(scope="session")
+def clip_model():
+    """A RANDOM full-size ViT-B/32 ``clip.model.CLIP`` (GALIP hard-codes its 768/512 widths)."""
+    import torch
+
+    from common.data.clip_weights import VIT_B32, import_clip
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return import_clip().model.CLIP(**VIT_B32).float().eval()
+
+
+@pytest.fixture(scope="session")
 def fid_stats(assets) -> Path:
     path = assets["root"] / "stats.npz"
     if not path.is_file():

@@ -24,15 +24,6 @@ with warnings.catch_warnings():
     from clip.model import CLIP
 
 
-@pytest.fixture(scope="module")
-def clip_model() -> CLIP:
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
-                 context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
-                 transformer_layers=12)
-    return model.float().eval()
-
-
 def _randomise_affines(model: torch.nn.Module, seed: int) -> None:
     """A fresh Affine is the identity; give gamma/beta real (text-dependent) values."""
     gen = torch.Generator().manual_seed(seed)

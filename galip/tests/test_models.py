@@ -39,15 +39,6 @@ STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def clip_model() -> CLIP:
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
-                 context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
-                 transformer_layers=12)
-    return model.float().eval()
-
-
-@pytest.fixture(scope="module")
 def netG(clip_model: CLIP) -> NetG:  # noqa: N802
     torch.manual_seed(1)
     return NetG(64, 100, 512, 256, 3, clip_model).eval()

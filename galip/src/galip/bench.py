@@ -50,6 +50,22 @@ def tune_malloc_for_inference() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, largest)) and bool(libc.mallopt(m_trim_threshold, largest))
 
 
+def _timed(fn, n: int, warmup: int, device: torch.device) -> tuple[list[float], float | None]:
+    """Run ``fn`` ``warmup`` times untimed, then ``n`` times timed; (seconds per call, CUDA peak MiB or None)."""
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(n):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times, torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
 def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int, cond_dim: int, nz: int,  # noqa: N803
                         device: str | torch.device, *, seed: int = 0) -> dict[str, float | int | str]:
     """Time ``netG.generate`` on random noise and random sentence embeddings.
@@ -65,17 +81,7 @@ def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(batch_size, nz, generator=gen).to(device)
     sent = torch.randn(batch_size, cond_dim, generator=gen).to(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(warmup):
-        netG.generate(noise, sent)
-    times = []
-    for _ in range(n_batches):
-        _sync(device)
-        start = time.perf_counter()
-        netG.generate(noise, sent)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    times, cuda_peak = _timed(lambda: netG.generate(noise, sent), n_batches, warmup, device)
     result: dict[str, float | int | str] = {
         "images_per_s": batch_size * n_batches / sum(times),
         "s_per_batch": sum(times) / n_batches,
@@ -87,8 +93,8 @@ def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int
         "threads": torch.get_num_threads(),
         "device": str(device),
     }
-    if device.type == "cuda":
-        result["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if cuda_peak is not None:
+        result["peak_cuda_mib"] = cuda_peak
     return result
 
 
@@ -104,23 +110,13 @@ def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, 
     tok = ClipTokenizer()
     tokens = torch.stack([tok(f"a photo of bird number {i}")[0] for i in range(batch_size)])
     trainer.train_mode()
-    for _ in range(warmup):
-        trainer.step(images, tokens)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(n_steps):
-        _sync(device)
-        start = time.perf_counter()
-        trainer.step(images, tokens)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    times, cuda_peak = _timed(lambda: trainer.step(images, tokens), n_steps, warmup, device)
     result: dict[str, float | int | str] = {
         "s_per_step": sum(times) / n_steps, "steps_per_s": n_steps / sum(times), "batch_size": batch_size,
         "n_steps": n_steps, "peak_rss_mib": peak_rss_mib(), "mixed_precision": str(cfg.mixed_precision),
     }
-    if device.type == "cuda":
-        result["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if cuda_peak is not None:
+        result["peak_cuda_mib"] = cuda_peak
     return result
 
 
