@@ -50,6 +50,6 @@ def write_report(path: Path, results: dict, label: str) -> Path:
     lines = [f"# GALIP evaluation{label}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in results.items()]
     if label:
-        lines += ["", f"Numbers from{label.strip(' []').replace(',', ' and')}: not comparable to the paper."]
+        lines += ["", f"Labelled {label.strip()}: not comparable to the paper's numbers."]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return path.with_suffix(".md")
