@@ -47,6 +47,13 @@ def test_eval_writes_a_labelled_report(run_dir, tmp_path, capsys):
     assert results["clip_score"] == pytest.approx(last["clip_score"], rel=1e-6)
 
 
+def test_eval_can_stop_at_a_sample_count(run_dir, tmp_path):
+    out = tmp_path / "r10"
+    assert main(["eval", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--fid-samples", "10",
+                 "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["n_samples"] == 10
+
+
 def test_official_checkpoint_needs_a_config_and_then_loads(run_dir, tmp_path, capsys, assets):
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
     official = tmp_path / "state_epoch_001.pth"

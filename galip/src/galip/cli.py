@@ -52,7 +52,8 @@ def _eval(args) -> None:
     try:
         config, nets = load_generator(args.checkpoint, args.config, str(where.device), data=args.data,
                                       clip_weights=args.clip_weights, fid_weights=args.fid_weights,
-                                      fid_stats=args.fid_stats, sample_times=args.sample_times)
+                                      fid_stats=args.fid_stats, sample_times=args.sample_times,
+                                      fid_samples=args.fid_samples)
         results = evaluate(nets, config, where, seed=args.seed)
     finally:
         distributed.teardown()
@@ -107,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
     e.add_argument("--fid-stats", help="reference statistics npz (mu, sigma)")
     e.add_argument("--sample-times", type=int, help="passes over the test captions (birds 12, coco 1)")
+    e.add_argument("--fid-samples", type=int, help="stop at this many samples (e.g. 30000); default: official count")
     e.add_argument("--out", default="galip_eval", help="report path without suffix (.json and .md are written)")
     e.add_argument("--seed", type=int, default=100)
     e.add_argument("--device", default="cpu")

@@ -59,6 +59,7 @@ class GALIPConfig:
     # evaluation (spec 1.5, 2.9)
     sample_times: int = 12  # FID passes over the test captions (birds 12, coco 1)
     eval_batch_size: int = 64
+    fid_samples: int | None = None  # None: the official count (every pass over the test split, drop_last); e.g. 30000
     fid_weights: str = "weights/inception_v3_google-0cc3c7bd.pth"  # torchvision ImageNet Inception-v3
     fid_stats: str = "data/birds/npz/bird_val256_FIDK0.npz"  # DF-GAN's reference mu/sigma
     n_preview: int = 16  # fixed preview grid: half train, half test captions
@@ -70,6 +71,8 @@ class GALIPConfig:
             raise DataFormatError(source, "betas must be [beta1, beta2]")
         if self.batch_size < 2:
             raise DataFormatError(source, "batch_size must be >= 2 (the mismatched-text term rolls the batch)")
+        if self.fid_samples is not None and self.fid_samples < 2:
+            raise DataFormatError(source, f"fid_samples must be >= 2 or null, got {self.fid_samples}")
         for key in ("epochs", "gen_interval", "test_interval", "save_interval", "sample_times", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise DataFormatError(source, f"{key} must be >= 1, got {getattr(self, key)}")
