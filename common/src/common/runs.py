@@ -155,6 +155,19 @@ def check_valid_metric(metric: str, topk: list[int], source: str | Path) -> None
         raise DataFormatError(source, f"valid_metric {metric!r} is not <metric>@<k> with k in topk {topk}")
 
 
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A weights file saved with ``torch.save(state_dict)``, read with ``weights_only``; a corrupt file or one that
+    is not a dict of tensors is a one-line ``DataFormatError`` naming it."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a corrupt file
+        raise DataFormatError(path, f"not a readable torch state dict ({type(err).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataFormatError(path, f"not a state dict of tensors (found {type(state).__name__})")
+    return state
+
+
 def load_checkpoint(path: str | Path, kind: str, required: tuple[str, ...] = ("model", "config")) -> dict:
     """``torch.load`` of a checkpoint this repo wrote, with one-line errors naming the file."""
     path = Path(path)

@@ -35,6 +35,7 @@ from scipy import linalg
 from tqdm import tqdm
 
 from common.errors import DataFormatError, WeightsNotFoundError
+from common.runs import read_state_dict
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_SOURCE = (
@@ -137,16 +138,6 @@ class DFGANInception(torch.nn.Module):
         return [self.trunk(self.network_input(x))]
 
 
-def _read_state_dict(weights: Path) -> dict:
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a corrupt file
-        raise DataFormatError(weights, f"not a readable torch state dict ({type(err).__name__})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataFormatError(weights, f"not a state dict of tensors (found {type(state).__name__})")
-    return state
-
-
 def load_torchvision_inception(weights: str | Path, key: str = "inception_weights") -> DFGANInception:
     """DF-GAN/GALIP's Inception with torchvision's ImageNet weights read from ``weights`` (config key ``key``).
 
@@ -156,7 +147,7 @@ def load_torchvision_inception(weights: str | Path, key: str = "inception_weight
     weights = Path(weights)
     if not weights.is_file():
         raise WeightsNotFoundError(key, weights, TORCHVISION_INCEPTION_SOURCE)
-    state = _read_state_dict(weights)
+    state = read_state_dict(weights)
     net = _torchvision_inception()
     allowed = set(net.state_dict())
     required = {k for k in allowed if not k.endswith(".num_batches_tracked")}
