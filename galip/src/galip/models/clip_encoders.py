@@ -23,6 +23,15 @@ IMAGE_TAPS = (1, 4, 8)  # 0-based resblocks after which CLIP_IMG_ENCODER taps th
 PROMPT_BLOCKS = (1, 2, 3, 4, 5, 6, 7, 8)  # 0-based resblocks that see one appended prompt token each
 
 
+VISUAL_TRUNK = ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer")
+
+
+def _share(module: nn.Module, source: nn.Module, names: tuple[str, ...]) -> None:
+    """Register ``source``'s tensors/submodules ``names`` on ``module`` in this order (shared, not copied)."""
+    for name in names:
+        setattr(module, name, getattr(source, name))
+
+
 def _tokens_to_map(x_lnd: torch.Tensor, grid: int) -> torch.Tensor:
     """[L, B, W] tokens (class token first) -> [B, W, grid, grid] patch map."""
     patches = x_lnd.permute(1, 0, 2)[:, 1:, :]  # [B, grid*grid, W]
@@ -46,14 +55,7 @@ class CLIPImageEncoder(nn.Module):
 
     def __init__(self, clip_model: CLIP) -> None:
         super().__init__()
-        model = clip_model.visual
-        self.conv1 = model.conv1
-        self.class_embedding = model.class_embedding
-        self.positional_embedding = model.positional_embedding
-        self.ln_pre = model.ln_pre
-        self.transformer = model.transformer
-        self.ln_post = model.ln_post
-        self.proj = model.proj
+        _share(self, clip_model.visual, (*VISUAL_TRUNK, "ln_post", "proj"))
         for p in self.parameters():
             p.requires_grad = False
 
@@ -98,12 +100,8 @@ class CLIPTextEncoder(nn.Module):
 
     def __init__(self, clip_model: CLIP) -> None:
         super().__init__()
-        self.transformer = clip_model.transformer
-        self.vocab_size = clip_model.vocab_size
-        self.token_embedding = clip_model.token_embedding
-        self.positional_embedding = clip_model.positional_embedding
-        self.ln_final = clip_model.ln_final
-        self.text_projection = clip_model.text_projection
+        _share(self, clip_model, ("transformer", "vocab_size", "token_embedding", "positional_embedding", "ln_final",
+                                  "text_projection"))
         for p in self.parameters():
             p.requires_grad = False
 
@@ -132,11 +130,7 @@ class CLIPMapper(nn.Module):
     def __init__(self, clip_model: CLIP) -> None:
         super().__init__()
         model = clip_model.visual
-        self.conv1 = model.conv1
-        self.class_embedding = model.class_embedding
-        self.positional_embedding = model.positional_embedding
-        self.ln_pre = model.ln_pre
-        self.transformer = model.transformer
+        _share(self, model, VISUAL_TRUNK)
         for p in model.parameters():  # the whole visual tower, ln_post and proj included (official)
             p.requires_grad = False
 
