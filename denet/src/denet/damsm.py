@@ -118,13 +118,15 @@ class CNN_ENCODER(nn.Module):  # noqa: N801 - official name
 
     ``inception_weights``: a local copy of torchvision's ``inception_v3_google-0cc3c7bd.pth`` (loaded strictly);
     ``None`` gives a random trunk (tests, or before loading a DAMSM ``image_encoder*.pth``). ``init_weights=False``
-    skips the random trunk init when the weights are overwritten right after.
+    skips the random trunk init when the weights are overwritten right after. ``input_size`` (official 299) is
+    the side images are resized to; the final pool is a global average, which at 299 is the official 8x8 pool.
     """
 
     def __init__(self, nef: int = 256, inception_weights: str | Path | None = None,
-                 weights_key: str = "inception_weights", init_weights: bool = True) -> None:
+                 weights_key: str = "inception_weights", init_weights: bool = True,
+                 input_size: int = INPUT_SIZE) -> None:
         super().__init__()
-        self.nef = nef
+        self.nef, self.input_size = nef, input_size
         for name, module in _inception_modules(inception_weights, weights_key, init_weights).items():
             module.requires_grad_(False)
             self.add_module(name, module)
@@ -137,7 +139,7 @@ class CNN_ENCODER(nn.Module):  # noqa: N801 - official name
         nn.init.uniform_(self.emb_cnn_code.weight, -INIT_RANGE, INIT_RANGE)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
         for name in TRUNK[:3]:
             x = getattr(self, name)(x)
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # 147 -> 73
@@ -145,10 +147,10 @@ class CNN_ENCODER(nn.Module):  # noqa: N801 - official name
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # 71 -> 35
         for name in TRUNK[5:13]:  # Mixed_5b .. Mixed_6e
             x = getattr(self, name)(x)
-        features = x  # [B, 768, 17, 17]
+        features = x  # [B, 768, 17, 17] at 299 px
         for name in TRUNK[13:]:  # Mixed_7a .. Mixed_7c
             x = getattr(self, name)(x)
-        x = F.avg_pool2d(x, kernel_size=8).flatten(1)  # [B, 2048]
+        x = x.mean(dim=(2, 3))  # [B, 2048]; official avg_pool2d(kernel 8) over the 8x8 map at 299 px
         return self.emb_features(features), self.emb_cnn_code(x)
 
 
@@ -179,7 +181,8 @@ def load_state_dict_strict(module: nn.Module, path: str | Path, key: str, what: 
 
 
 def load_damsm(text_path: str | Path, image_path: str | Path, n_words: int, nef: int = 256,
-               text_key: str = "text_encoder", image_key: str = "image_encoder") -> tuple[RNN_ENCODER, CNN_ENCODER]:
+               text_key: str = "text_encoder", image_key: str = "image_encoder",
+               input_size: int = INPUT_SIZE) -> tuple[RNN_ENCODER, CNN_ENCODER]:
     """AttnGAN/DF-GAN pretrained DAMSM encoders from local files: strict, frozen, eval mode (as DF-GAN uses them).
 
     ``n_words`` is the vocabulary size of the dataset's ``captions_DAMSM.pickle`` (a different value shows up as a
@@ -187,7 +190,7 @@ def load_damsm(text_path: str | Path, image_path: str | Path, n_words: int, nef:
     """
     text_encoder = RNN_ENCODER(n_words, nhidden=nef)
     load_state_dict_strict(text_encoder, text_path, text_key, "text encoder")
-    image_encoder = CNN_ENCODER(nef, init_weights=False)
+    image_encoder = CNN_ENCODER(nef, init_weights=False, input_size=input_size)
     load_state_dict_strict(image_encoder, image_path, image_key, "image encoder")
     for net in (text_encoder, image_encoder):
         net.requires_grad_(False)

@@ -43,11 +43,11 @@ def plot_losses(run_dir: Path, label: str = "") -> Path:
     return out
 
 
-def write_report(path: Path, results: dict, label: str) -> Path:
+def write_report(path: Path, results: dict, label: str, title: str = "GALIP evaluation") -> Path:
     """``<path>.json`` and ``<path>.md`` with the evaluation numbers, labelled when synthetic / random-weight."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").write_text(json.dumps({**results, "label": label.strip(" []")}, indent=1))
-    lines = [f"# GALIP evaluation{label}", "", "| metric | value |", "|---|---|"]
+    lines = [f"# {title}{label}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in results.items()]
     if label:
         lines += ["", f"Labelled {label.strip()}: not comparable to the paper's numbers."]
