@@ -1,4 +1,4 @@
-"""DE-Net: Dynamic Text-guided Image Editing Adversarial Networks. Not implemented yet (skeleton)."""
+"""DE-Net: Dynamic Text-guided Image Editing Adversarial Networks (Tao et al., AAAI 2023), reproduced."""
 
-__version__ = "0.0.1"
-IMPLEMENTED = False
+__version__ = "0.1.0"
+IMPLEMENTED = True

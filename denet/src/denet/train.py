@@ -1,0 +1,247 @@
+"""DE-Net training (``tobran/DE-Net:code/src/train.py``; the step itself is this reproduction's, see ``losses``).
+
+Per batch: encode the captions with the frozen DAMSM text encoder; the edit target of image i is the caption of
+image i+1; one G forward gives the edited images; one D step (Adam on NetD + NetC), then one G step on the same
+edited images. Optional CUDA AMP with one GradScaler per net (GALIP's scheme; official DE-Net has none),
+``torchrun`` + DDP, atomic checkpoints in the official ``state_epoch`` layout (``model``/``optimizers``/``epoch``)
+plus scalers, RNG states and the config, and an exact resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from common.errors import DataFormatError
+from common.runs import atomic_save, load_weights, save_config, set_seed
+from galip import distributed
+from galip.distributed import Dist
+from galip.train import _rng_state, _set_rng_state, read_checkpoint
+
+from .config import DENetConfig
+from .damsm import CNN_ENCODER, RNN_ENCODER, load_damsm
+from .data import class_ids, dataset, loader, n_words
+from .losses import discriminator_loss, generator_loss, roll
+from .models import NetC, NetD, NetG
+
+log = logging.getLogger(__name__)
+SCALE_RESET, SCALER_MIN = 16384.0, 64.0  # GALIP's floor: a GradScaler below 64 is reset
+
+
+@dataclass
+class Nets:
+    netG: NetG  # noqa: N815
+    netD: NetD  # noqa: N815
+    netC: NetC  # noqa: N815
+    text_encoder: RNN_ENCODER
+    image_encoder: CNN_ENCODER
+
+
+def load_encoders(config: DENetConfig, device: torch.device, vocab_size: int | None = None
+                  ) -> tuple[RNN_ENCODER, CNN_ENCODER]:
+    """The frozen DAMSM encoders named by the config (strict; one-line errors for a missing or wrong file).
+    ``vocab_size`` defaults to the size of the dataset's DAMSM vocabulary."""
+    text_encoder, image_encoder = load_damsm(config.text_encoder, config.image_encoder,
+                                             vocab_size or n_words(config), input_size=config.damsm_input_size)
+    return text_encoder.to(device), image_encoder.to(device)
+
+
+def build_nets(config: DENetConfig, device: torch.device, vocab_size: int | None = None) -> Nets:
+    """``NetG(nf, z_dim)``, ``NetD(nf)``, ``NetC(nf)`` (official ``prepare_models``) and the frozen DAMSM."""
+    text_encoder, image_encoder = load_encoders(config, device, vocab_size)
+    return Nets(NetG(config.nf).to(device), NetD(config.nf).to(device), NetC(config.nf).to(device), text_encoder,
+                image_encoder)
+
+
+@torch.no_grad()
+def encode(text_encoder: RNN_ENCODER, tokens: torch.Tensor, lengths: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """DAMSM (words [B, 256, T], sentence [B, 256]) of word ids [B, words_num] (frozen, eval mode)."""
+    words, sent = text_encoder(tokens, lengths)
+    return words.detach(), sent.detach()
+
+
+class Trainer:
+    """Networks, optimisers and scalers of one process, and the training step."""
+
+    def __init__(self, config: DENetConfig, where: Dist, vocab_size: int | None = None) -> None:
+        self.config, self.where = config, where
+        self.nets = n = build_nets(config, where.device, vocab_size)
+        betas = tuple(config.betas)
+        self.opt_G = torch.optim.Adam(n.netG.parameters(), lr=config.lr_g, betas=betas)  # noqa: N815
+        self.opt_D = torch.optim.Adam([*n.netD.parameters(), *n.netC.parameters()],  # noqa: N815
+                                      lr=config.lr_d, betas=betas)
+        amp = config.mixed_precision and where.device.type == "cuda"
+        self.scaler_G = torch.amp.GradScaler(where.device.type, enabled=amp)  # noqa: N815
+        self.scaler_D = torch.amp.GradScaler(where.device.type, enabled=amp)  # noqa: N815
+        self.G, self.D, self.C = n.netG, n.netD, n.netC
+        if where.world_size > 1:
+            ids = [where.device.index] if where.device.type == "cuda" else None
+            self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
+                                                              broadcast_buffers=False)
+                                      for m in (n.netG, n.netD, n.netC))
+        self.epoch = 0
+
+    def train_mode(self) -> None:
+        for net in (self.nets.netG, self.nets.netD, self.nets.netC):
+            net.train()
+
+    def _autocast(self):
+        return torch.autocast("cuda", enabled=self.scaler_G.is_enabled())
+
+    def _scaled_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        if scaler.is_enabled() and scaler.get_scale() < SCALER_MIN:
+            scaler.update(SCALE_RESET)
+
+    def step(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
+             classes: torch.Tensor | None = None) -> dict[str, float]:
+        """One D step then one G step on a batch; returns the loss parts as floats."""
+        cfg, dev = self.config, self.where.device
+        images, tokens, lengths = images.to(dev), tokens.to(dev), lengths.to(dev)
+        words, sent = encode(self.nets.text_encoder, tokens, lengths)
+        t_words, t_sent, t_len = roll(words), roll(sent), roll(lengths)
+        t_cls = None if classes is None else roll(classes).to(dev)
+        with self._autocast():
+            edited = self.G(images, t_sent)
+            scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else None
+            d = discriminator_loss(self.D, self.C, images.clone(), sent.clone(), edited, t_sent, cfg.gp_k, cfg.gp_p,
+                                   scale)
+        self._scaled_step(d.total, self.opt_D, self.scaler_D)
+        with self._autocast():
+            g = generator_loss(self.D, self.C, self.nets.image_encoder, edited, images, t_words, t_sent, t_len, t_cls,
+                               cfg.damsm_w, cfg.l1_w)
+        self._scaled_step(g.total, self.opt_G, self.scaler_G)
+        return {"d_total": d.total.item(), "d_real": d.real.item(), "d_mis": d.mis.item(), "d_fake": d.fake.item(),
+                "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_damsm": g.damsm.item(),
+                "g_l1": g.l1.item()}
+
+    def state_dict(self) -> dict:
+        """The official ``state_epoch`` layout (``model``, ``optimizers``, ``epoch``) plus scalers, RNG, config."""
+        n = self.nets
+        return {
+            "model": {"netG": n.netG.state_dict(), "netD": n.netD.state_dict(), "netC": n.netC.state_dict()},
+            "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
+            "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
+            "epoch": self.epoch,
+            "rng": _rng_state(self.where.device),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        try:
+            models, opts = state["model"], state["optimizers"]
+            for name in ("netG", "netD", "netC"):
+                load_weights(getattr(self.nets, name), models[name], path, self.config.data)
+            self.opt_G.load_state_dict(opts["optimizer_G"])
+            self.opt_D.load_state_dict(opts["optimizer_D"])
+            self.scaler_G.load_state_dict(state["scalers"]["scaler_G"])
+            self.scaler_D.load_state_dict(state["scalers"]["scaler_D"])
+            self.epoch = int(state["epoch"])
+            _set_rng_state(state["rng"], self.where.device)
+        except KeyError as err:
+            raise DataFormatError(path, f"not a denet training checkpoint (missing {err})") from None
+
+
+def run_directory(config: DENetConfig) -> Path:
+    name = config.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(config.runs_dir) / config.dataset / distributed.broadcast(name)
+
+
+def train(config: DENetConfig, resume: bool = False) -> Path:
+    """Train for ``config.epochs`` epochs (or the rest when resuming); returns the run directory.
+
+    Writes ``config.yaml``, ``metrics.jsonl`` (per-epoch mean losses; MP, FID ... at test epochs),
+    ``previews/epoch_XXXX.png`` (fixed sources, their edits), ``checkpoints/last.pt`` and ``losses.png``.
+    """
+    where = distributed.setup(config.device)
+    try:
+        return _train(config, resume, where)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
+    from .evaluate import check_eval_files, evaluate
+    from .report import plot_losses
+    from .sample import PreviewSet
+
+    check_eval_files(config)
+    run_dir = run_directory(config)
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume and not last.is_file():
+        raise DataFormatError(last, "nothing to resume (no checkpoint of this run)")
+    if not resume and last.is_file():
+        raise DataFormatError(run_dir, "run directory already holds a checkpoint; pass --resume or a new --run-name")
+    set_seed(config.seed)
+    trainer = Trainer(config, where)
+    train_set = dataset(config, "train")
+    if len(train_set) < config.batch_size * where.world_size:
+        raise DataFormatError(Path(config.data), f"train split has {len(train_set)} images, fewer than one batch "
+                                                 f"({config.batch_size} x {where.world_size} processes)")
+    preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
+    if resume:
+        trainer.load_state_dict(read_checkpoint(last), last)
+        log.info("resumed %s at epoch %d", run_dir, trainer.epoch)
+    elif where.is_main:
+        save_config(config, run_dir / "config.yaml")
+    label = config.label()
+    while trainer.epoch < config.epochs:
+        epoch = trainer.epoch + 1
+        trainer.train_mode()
+        batches = loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
+                         num_workers=config.num_workers, where=where)
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not where.is_main,
+                   leave=False)
+        for batch in bar:
+            losses = trainer.step(batch["image"], batch["tokens"], batch["length"],
+                                  class_ids(batch["key"], config.dataset))
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
+        means = distributed.mean_across({k: v / len(batches) for k, v in sums.items()}, where.device)
+        trainer.epoch = epoch
+        record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
+        if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:
+            grid = preview.save(trainer.nets.netG, run_dir / "previews" / f"epoch_{epoch:04d}.png")
+            log.info("preview grid %s", grid)
+        if epoch % config.test_interval == 0 or epoch == config.epochs:
+            record["eval"] = evaluate(trainer.nets, config, where, seed=config.seed)
+        if where.is_main:
+            log.info(_epoch_line(record, label))
+            with (run_dir / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if (epoch % config.save_interval == 0 or epoch == config.epochs) and where.is_main:
+            atomic_save(trainer.state_dict(), last)
+    if where.is_main:
+        plot_losses(run_dir, label)
+    return run_dir
+
+
+def _epoch_line(record: dict, label: str) -> str:
+    loss = record["loss"]
+    msg = (f"epoch {record['epoch']}: D {loss['d_total']:.4f} (real {loss['d_real']:.3f}, mis {loss['d_mis']:.3f}, "
+           f"fake {loss['d_fake']:.3f}, gp {loss['d_gp']:.4f}) G {loss['g_total']:.4f} (adv {loss['g_adv']:.3f}, "
+           f"damsm {loss['g_damsm']:.3f}, l1 {loss['g_l1']:.4f}) {record['train_s']:.1f}s")
+    if "eval" in record:
+        ev = record["eval"]
+        msg += (f" | MP {ev['mp']:.4f} (sim {ev['sim']:.4f}, diff {ev['diff']:.4f}) FID {ev['fid']:.2f} "
+                f"({ev['n_samples']} edits)")
+        if "colour_hit" in ev:
+            msg += (f" colour hit {ev['colour_hit']:.3f} (chance {ev['colour_chance']:.3f}), background L1 "
+                    f"{ev['background_l1']:.4f}, shape L1 {ev['shape_l1']:.4f}")
+        msg += label
+    return msg

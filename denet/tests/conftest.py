@@ -1,0 +1,52 @@
+"""Shared fixtures: SYNTHETIC shapes data (256 px scenes) and RANDOM weight files (DAMSM, Inception), written once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.metrics.fid import write_random_torchvision_inception_weights
+from common.runs import atomic_save
+from common.synthetic import text_image
+from denet.config import DENetConfig, load_config
+from denet.damsm import CNN_ENCODER, RNN_ENCODER
+from galip.evaluate import real_statistics
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write_random_damsm(folder: Path, n_words: int, seed: int = 0) -> tuple[Path, Path]:
+    """RANDOM DAMSM text/image encoder files in AttnGAN's format (plain state dicts)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text, image = folder / "text_encoder.pth", folder / "image_encoder.pth"
+        atomic_save(RNN_ENCODER(n_words).state_dict(), text)
+        atomic_save(CNN_ENCODER().state_dict(), image)
+    return text, image
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    from common.data.text_image import DAMSM_PICKLE, load_damsm_captions
+
+    root = tmp_path_factory.mktemp("denet_assets")
+    data = text_image.write(root / "shapes", seed=0, image_size=256, n_train=16, n_test=8)
+    n_words = len(load_damsm_captions(data / DAMSM_PICKLE).ixtoword)
+    text, image = write_random_damsm(root, n_words)
+    inception = write_random_torchvision_inception_weights(root / "inception.pth", seed=0)
+    assets = {"data": data, "text": text, "image": image, "inception": inception, "root": root,
+              "stats": root / "stats.npz"}
+    real_statistics(tiny_config(assets, root), assets["stats"])
+    return assets
+
+
+def tiny_config(assets: dict[str, Path], tmp_path: Path, **overrides) -> DENetConfig:
+    """smoke.yaml on the session's small synthetic set with random DAMSM (nf 4, batch 4, 96 px DAMSM input)."""
+    values = dict(data=str(assets["data"]), text_encoder=str(assets["text"]), image_encoder=str(assets["image"]),
+                  inception_weights=str(assets["inception"]), fid_weights=str(assets["inception"]),
+                  fid_stats=str(assets["stats"]), runs_dir=str(tmp_path / "runs"), nf=4, batch_size=4, epochs=1,
+                  eval_batch_size=4, damsm_input_size=96, n_preview=4, damsm_batch_size=8)
+    values.update(overrides)
+    return load_config(CONFIGS / "smoke.yaml", **values)

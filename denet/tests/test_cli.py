@@ -1,0 +1,98 @@
+"""``denet`` commands: help, edit next to the source, eval report, train-damsm, and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.data.text_image import load_filenames
+from conftest import tiny_config
+from denet.cli import main
+from denet.train import train
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "denet.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run_dir(assets, tmp_path_factory) -> Path:
+    return train(tiny_config(assets, tmp_path_factory.mktemp("cli"), run_name="cli", test_interval=100))
+
+
+@pytest.mark.parametrize("command", ["train", "train-damsm", "edit", "eval", "fid-stats", "bench"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: denet" in capsys.readouterr().out
+
+
+def test_edit_writes_the_edited_image_next_to_the_source(run_dir, assets, tmp_path):
+    source = tmp_path / "bird.jpg"
+    Image.fromarray(np.full((300, 400, 3), 120, dtype=np.uint8)).save(source)
+    run = _cli("edit", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--image", str(source),
+               "--text", "a blue circle on the left")
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "bird_edited.png"
+    assert Image.open(out).size == (256, 256)
+    assert "SYNTHETIC" in run.stdout
+
+
+@pytest.mark.parametrize(("make_input", "text", "message"), [
+    (lambda p: p.write_bytes(b"not an image"), "a blue circle", "cannot read as an image"),
+    (lambda p: Image.new("RGB", (64, 64)).save(p, format="PNG"), "zebra xylophone", "DAMSM vocabulary"),
+])
+def test_edit_bad_input_is_one_line(run_dir, tmp_path, make_input, text, message):
+    source = tmp_path / "in.png"
+    make_input(source)
+    run = _cli("edit", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--image", str(source),
+               "--text", text)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], run.stderr
+
+
+def test_missing_checkpoint_and_missing_config_are_one_line(tmp_path):
+    run = _cli("edit", "--checkpoint", str(tmp_path / "none.pt"), "--image", "x.png", "--text", "a")
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "checkpoint not found" in run.stderr
+    run = _cli("train", "--config", str(tmp_path / "none.yaml"))
+    assert run.returncode == 2 and "config file not found" in run.stderr
+
+
+def test_eval_writes_a_labelled_report(run_dir, tmp_path):
+    out = tmp_path / "report"
+    run = _cli("eval", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out),
+               "--eval-samples", "4")
+    assert run.returncode == 0, run.stderr
+    text = out.with_suffix(".md").read_text()
+    assert "| mp |" in text and "| fid |" in text and "SYNTHETIC" in text
+
+
+def test_wrong_split_file_is_one_line(assets, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(assets["data"], data)
+    (data / "test" / "filenames.pickle").write_bytes(b"garbage")
+    config = tiny_config(assets, tmp_path)
+    run = _cli("fid-stats", "--config", str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"),
+               "--data", str(data), "--fid-weights", config.fid_weights, "--out", str(tmp_path / "s.npz"))
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "filenames.pickle" in run.stderr
+
+
+def test_train_damsm_writes_strictly_loadable_encoders(assets, tmp_path):
+    from denet.damsm import load_damsm
+    from denet.data import n_words
+    from denet.train_damsm import train_damsm
+
+    config = tiny_config(assets, tmp_path)
+    text, image = train_damsm(config, tmp_path / "damsm", epochs=1)
+    assert (text.name, image.name) == ("text_encoder1.pth", "image_encoder1.pth")
+    text_encoder, image_encoder = load_damsm(text, image, n_words(config), input_size=config.damsm_input_size)
+    assert not text_encoder.training and load_filenames(config.data, "train")
