@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 from PIL import Image
 
 from common.data.text_image import load_filenames
-from conftest import tiny_config
 from denet.cli import main
 from denet.train import train
 

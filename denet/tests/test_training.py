@@ -7,12 +7,11 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from common.errors import DataFormatError, WeightsNotFoundError
 from denet.train import Trainer, read_checkpoint, train
 from galip.distributed import Dist
-
-from conftest import tiny_config
 
 
 def _weights(run_dir):
