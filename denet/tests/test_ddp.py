@@ -6,8 +6,6 @@ differ from either half's single-process parameters (gradients are averaged)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,20 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from galip.distributed import clean_environment, free_port
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(cmd: list[str], tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=clean_environment(), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
 
 
@@ -42,7 +33,7 @@ def test_two_process_ddp_syncs_gradients_and_matches_single_process_halves(asset
     base = dict(data=str(assets["data"]), text_encoder=str(assets["text"]), image_encoder=str(assets["image"]),
                 nf=4, damsm_input_size=96, batch_size=half, device="cpu")
     _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-          "--master_port", str(_free_port()), str(WORKER), json.dumps(base), "batches.pt", str(tmp_path / "ddp.json")],
+          "--master_port", str(free_port()), str(WORKER), json.dumps(base), "batches.pt", str(tmp_path / "ddp.json")],
          tmp_path)
     ddp = json.loads((tmp_path / "ddp.json").read_text())
     assert ddp["world_size"] == 2

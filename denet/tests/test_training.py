@@ -10,8 +10,9 @@ import torch
 from conftest import tiny_config
 
 from common.errors import DataFormatError, WeightsNotFoundError
-from denet.train import Trainer, read_checkpoint, train
+from denet.train import Trainer, train
 from galip.distributed import Dist
+from galip.train import read_checkpoint
 
 
 def _weights(run_dir):

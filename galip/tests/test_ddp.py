@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +11,13 @@ import pytest
 import torch
 
 from common.data.text_image import ClipTokenizer
+from galip.distributed import clean_environment, free_port
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(cmd: list[str], tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=clean_environment(), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
 
 
@@ -52,7 +42,7 @@ def test_two_process_ddp_matches_single_process_with_doubled_batch(assets, tmp_p
     _run([sys.executable, str(WORKER), json.dumps({**base, "batch_size": 2 * half}), "batches.pt", str(single)],
          tmp_path)
     _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-          "--master_port", str(_free_port()), str(WORKER), json.dumps({**base, "batch_size": half}), "batches.pt",
+          "--master_port", str(free_port()), str(WORKER), json.dumps({**base, "batch_size": half}), "batches.pt",
           str(ddp)], tmp_path)
     a, b = json.loads(single.read_text()), json.loads(ddp.read_text())
     assert (a["world_size"], b["world_size"]) == (1, 2)

@@ -67,7 +67,7 @@ def _eval(args) -> None:
         distributed.teardown()
     if where.is_main:
         label = config.label()
-        out = write_report(Path(args.out), results, label, title="DE-Net evaluation")
+        out = write_report(Path(args.out), results, label)
         print(json.dumps(results, indent=1))
         print(f"report: {out}{label}")
 

@@ -61,7 +61,7 @@ def reproduce(data_dir: str | None) -> Path:
     run_dir = train(config)
     final = read_metrics(run_dir)[-1]["eval"]
     label = config.label()
-    report = write_report(run_dir / "report", final, label, title="DE-Net evaluation")
+    report = write_report(run_dir / "report", final, label)
     print(json.dumps(final, indent=1))
     print(f"report: {report}; edits: {run_dir / 'previews'}; curves: {run_dir / 'losses.png'}{label}")
     return run_dir

@@ -12,22 +12,18 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import transforms
-from torchvision.utils import save_image
 
 from common.errors import DataFormatError
+from galip.sample import save_grid
+from galip.train import read_checkpoint
 
 from .config import DENetConfig, load_config
 from .damsm import RNN_ENCODER
 from .data import dataset, tokenizer
 from .models import NetG
-from .train import Nets, build_nets, encode, read_checkpoint
+from .train import Nets, build_nets, encode
 
-
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
-    return path
+__all__ = ["PreviewSet", "edit", "encode_texts", "load_editor", "read_source", "save_grid"]
 
 
 @torch.inference_mode()

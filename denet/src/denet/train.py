@@ -9,26 +9,22 @@ plus scalers, RNG states and the config, and an exact resume.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from common.errors import DataFormatError
-from common.runs import atomic_save, load_weights, save_config, set_seed
+from common.runs import load_weights
 from galip import distributed
 from galip.distributed import Dist
-from galip.train import _rng_state, _set_rng_state, read_checkpoint
+from galip.train import epoch_loop, open_run, resume_or_record, rng_state, set_rng_state
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER, RNN_ENCODER, load_damsm
-from .data import class_ids, dataset, loader, n_words
+from .data import class_ids, dataset, n_words
 from .losses import discriminator_loss, generator_loss, roll
 from .models import NetC, NetD, NetG
 
@@ -135,7 +131,7 @@ class Trainer:
             "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
             "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
             "epoch": self.epoch,
-            "rng": _rng_state(self.where.device),
+            "rng": rng_state(self.where.device),
             "config": self.config.to_dict(),
         }
 
@@ -149,14 +145,9 @@ class Trainer:
             self.scaler_G.load_state_dict(state["scalers"]["scaler_G"])
             self.scaler_D.load_state_dict(state["scalers"]["scaler_D"])
             self.epoch = int(state["epoch"])
-            _set_rng_state(state["rng"], self.where.device)
+            set_rng_state(state["rng"], self.where.device)
         except KeyError as err:
             raise DataFormatError(path, f"not a denet training checkpoint (missing {err})") from None
-
-
-def run_directory(config: DENetConfig) -> Path:
-    name = config.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(config.runs_dir) / config.dataset / distributed.broadcast(name)
 
 
 def train(config: DENetConfig, resume: bool = False) -> Path:
@@ -178,54 +169,17 @@ def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
     from .sample import PreviewSet
 
     check_eval_files(config)
-    run_dir = run_directory(config)
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume and not last.is_file():
-        raise DataFormatError(last, "nothing to resume (no checkpoint of this run)")
-    if not resume and last.is_file():
-        raise DataFormatError(run_dir, "run directory already holds a checkpoint; pass --resume or a new --run-name")
-    set_seed(config.seed)
-    trainer = Trainer(config, where)
     train_set = dataset(config, "train")
-    if len(train_set) < config.batch_size * where.world_size:
-        raise DataFormatError(Path(config.data), f"train split has {len(train_set)} images, fewer than one batch "
-                                                 f"({config.batch_size} x {where.world_size} processes)")
+    run_dir, trainer = open_run(config, resume, where, lambda: Trainer(config, where), train_set)
     preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
-    if resume:
-        trainer.load_state_dict(read_checkpoint(last), last)
-        log.info("resumed %s at epoch %d", run_dir, trainer.epoch)
-    elif where.is_main:
-        save_config(config, run_dir / "config.yaml")
+    resume_or_record(trainer, config, run_dir, resume, where)
     label = config.label()
-    while trainer.epoch < config.epochs:
-        epoch = trainer.epoch + 1
-        trainer.train_mode()
-        batches = loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
-                         num_workers=config.num_workers, where=where)
-        sums: dict[str, float] = {}
-        start = time.perf_counter()
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not where.is_main,
-                   leave=False)
-        for batch in bar:
-            losses = trainer.step(batch["image"], batch["tokens"], batch["length"],
-                                  class_ids(batch["key"], config.dataset))
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
-        means = distributed.mean_across({k: v / len(batches) for k, v in sums.items()}, where.device)
-        trainer.epoch = epoch
-        record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
-        if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:
-            grid = preview.save(trainer.nets.netG, run_dir / "previews" / f"epoch_{epoch:04d}.png")
-            log.info("preview grid %s", grid)
-        if epoch % config.test_interval == 0 or epoch == config.epochs:
-            record["eval"] = evaluate(trainer.nets, config, where, seed=config.seed)
-        if where.is_main:
-            log.info(_epoch_line(record, label))
-            with (run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        if (epoch % config.save_interval == 0 or epoch == config.epochs) and where.is_main:
-            atomic_save(trainer.state_dict(), last)
+
+    def step(batch: dict) -> dict[str, float]:
+        return trainer.step(batch["image"], batch["tokens"], batch["length"], class_ids(batch["key"], config.dataset))
+
+    epoch_loop(trainer, config, where, train_set, run_dir, step, lambda png: preview.save(trainer.nets.netG, png),
+               lambda: evaluate(trainer.nets, config, where, seed=config.seed), lambda r: _epoch_line(r, label))
     if where.is_main:
         plot_losses(run_dir, label)
     return run_dir

@@ -7,6 +7,7 @@ CUDA and gloo on the CPU; each process uses ``cuda:LOCAL_RANK`` when the config 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 import torch
@@ -70,3 +71,19 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return dict(zip(keys, (t / dist.get_world_size()).tolist()))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for ``torchrun --master_port`` in tests and local launches)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the ``torchrun`` variables, one thread per process (for launching a
+    fresh single- or multi-process run from inside another)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    return env

@@ -16,22 +16,26 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def plot_losses(run_dir: Path, label: str = "") -> Path:
-    """``losses.png``: per-epoch D and G loss parts, and FID / CLIP score at the test epochs."""
+def plot_losses(run_dir: Path, label: str = "",
+                d_keys: tuple[str, ...] = ("d_total", "d_real", "d_mis", "d_fake", "d_gp"),
+                g_keys: tuple[str, ...] = ("g_total", "g_adv", "g_sim"),
+                evals: tuple[tuple[str, str], ...] = (("fid", "FID"), ("clip_score", "CLIP score"))) -> Path:
+    """``losses.png``: per-epoch D and G loss parts (``d_keys``, ``g_keys``), and the two evaluation numbers
+    ``evals`` ((key, name) pairs; the second on a twin axis) at the test epochs."""
     records = read_metrics(run_dir)
     epochs = [r["epoch"] for r in records]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for key in ("d_total", "d_real", "d_mis", "d_fake", "d_gp"):
+    for key in d_keys:
         axes[0].plot(epochs, [r["loss"][key] for r in records], label=key)
-    for key in ("g_total", "g_adv", "g_sim"):
+    for key in g_keys:
         axes[1].plot(epochs, [r["loss"][key] for r in records], label=key)
-    evals = [r for r in records if "eval" in r]
-    if evals:
-        axes[2].plot([r["epoch"] for r in evals], [r["eval"]["fid"] for r in evals], "o-", label="FID")
+    tested = [r for r in records if "eval" in r]
+    if tested:
+        (k1, n1), (k2, n2) = evals
+        axes[2].plot([r["epoch"] for r in tested], [r["eval"][k1] for r in tested], "o-", label=n1)
         twin = axes[2].twinx()
-        twin.plot([r["epoch"] for r in evals], [r["eval"]["clip_score"] for r in evals], "s--", color="C1",
-                  label="CLIP score")
-        twin.set_ylabel("CLIP score")
+        twin.plot([r["epoch"] for r in tested], [r["eval"][k2] for r in tested], "s--", color="C1", label=n2)
+        twin.set_ylabel(n2)
     for ax, title in zip(axes, ("discriminator", "generator", "evaluation")):
         ax.set_title(title + label)
         ax.set_xlabel("epoch")

@@ -17,9 +17,11 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,14 +77,14 @@ def load_clip_model(config: GALIPConfig, device: torch.device) -> nn.Module:
     return model
 
 
-def _rng_state(device: torch.device) -> dict:
+def rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict, device: torch.device) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -155,7 +157,7 @@ class Trainer:
             "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
             "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
             "epoch": self.epoch,
-            "rng": _rng_state(self.where.device),
+            "rng": rng_state(self.where.device),
             "config": self.config.to_dict(),
         }
 
@@ -172,7 +174,7 @@ class Trainer:
             self.scaler_G.load_state_dict(scalers["scaler_G"])
             self.scaler_D.load_state_dict(scalers["scaler_D"])
             self.epoch = int(state["epoch"])
-            _set_rng_state(state["rng"], self.where.device)
+            set_rng_state(state["rng"], self.where.device)
         except KeyError as err:
             raise DataFormatError(path, f"not a galip training checkpoint (missing {err})") from None
 
@@ -220,13 +222,10 @@ def train(config: GALIPConfig, resume: bool = False) -> Path:
         distributed.teardown()
 
 
-def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
-    from .colour_check import colour_agreement
-    from .evaluate import evaluate
-    from .report import plot_losses
-    from .sample import PreviewSet
-
-    check_inputs(config)
+def open_run(config, resume: bool, where: Dist, make_trainer: Callable[[], Any], train_set: Sized
+             ) -> tuple[Path, Any]:
+    """Start of a run (GALIP's and DE-Net's): the run directory, which must hold a checkpoint exactly when
+    resuming; the seed; the trainer; a train split of at least one batch per process. One-line errors."""
     run_dir = run_directory(config)
     last = run_dir / "checkpoints" / "last.pt"
     if resume and not last.is_file():
@@ -234,19 +233,30 @@ def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
     if not resume and last.is_file():
         raise DataFormatError(run_dir, "run directory already holds a checkpoint; pass --resume or a new --run-name")
     set_seed(config.seed)
-    trainer = Trainer(config, load_clip_model(config, where.device), where)
-    train_set = dataset(config, "train")
+    trainer = make_trainer()
     if len(train_set) < config.batch_size * where.world_size:
         raise DataFormatError(Path(config.data), f"train split has {len(train_set)} images, fewer than one batch "
                                                  f"({config.batch_size} x {where.world_size} processes)")
-    preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
+    return run_dir, trainer
+
+
+def resume_or_record(trainer, config, run_dir: Path, resume: bool, where: Dist) -> None:
+    """Load ``checkpoints/last.pt`` into ``trainer`` when resuming, else write the run's ``config.yaml``."""
+    last = run_dir / "checkpoints" / "last.pt"
     if resume:
         trainer.load_state_dict(read_checkpoint(last), last)
         log.info("resumed %s at epoch %d", run_dir, trainer.epoch)
     elif where.is_main:
         save_config(config, run_dir / "config.yaml")
-    metrics_path = run_dir / "metrics.jsonl"
-    label = _label(config)
+
+
+def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Callable[[dict], dict[str, float]],
+               preview: Callable[[Path], Path], evaluate: Callable[[], dict], log_line: Callable[[dict], str]) -> None:
+    """Epochs ``trainer.epoch + 1 .. config.epochs``: ``step(batch)`` per batch (its loss parts are averaged over
+    the epoch and the processes), ``preview(png)`` every ``gen_interval``, ``evaluate()`` every ``test_interval``,
+    one ``metrics.jsonl`` record and log line per epoch, ``checkpoints/last.pt`` (atomic) every ``save_interval``;
+    the last epoch always previews, evaluates and saves."""
+    last = run_dir / "checkpoints" / "last.pt"
     while trainer.epoch < config.epochs:
         epoch = trainer.epoch + 1
         trainer.train_mode()
@@ -257,7 +267,7 @@ def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not where.is_main,
                    leave=False)
         for batch in bar:
-            losses = trainer.step(batch["image"], batch["tokens"])
+            losses = step(batch)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
@@ -265,24 +275,45 @@ def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
         trainer.epoch = epoch
         record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
         if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:
-            grid = preview.save(trainer.nets.netG, run_dir / "previews" / f"epoch_{epoch:04d}.png")
-            log.info("preview grid %s", grid)
+            log.info("preview grid %s", preview(run_dir / "previews" / f"epoch_{epoch:04d}.png"))
         if epoch % config.test_interval == 0 or epoch == config.epochs:
-            record["eval"] = evaluate(trainer.nets, config, where, seed=config.seed)
-            if config.synthetic and where.is_main:  # does G follow the caption? (planted colours; not a paper metric)
-                record["eval"].update(colour_agreement(trainer.nets, config, where.device, seed=config.seed))
+            record["eval"] = evaluate()
         if where.is_main:
-            _log_epoch(record, label)
-            with metrics_path.open("a") as f:
+            log.info(log_line(record))
+            with (run_dir / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
         if (epoch % config.save_interval == 0 or epoch == config.epochs) and where.is_main:
             atomic_save(trainer.state_dict(), last)
+
+
+def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
+    from .colour_check import colour_agreement
+    from .evaluate import evaluate
+    from .report import plot_losses
+    from .sample import PreviewSet
+
+    check_inputs(config)
+    train_set = dataset(config, "train")
+    run_dir, trainer = open_run(config, resume, where, lambda: Trainer(config, load_clip_model(config, where.device),
+                                                                       where), train_set)
+    preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
+    resume_or_record(trainer, config, run_dir, resume, where)
+    label = _label(config)
+
+    def evaluation() -> dict:
+        result = evaluate(trainer.nets, config, where, seed=config.seed)
+        if config.synthetic and where.is_main:  # does G follow the caption? (planted colours; not a paper metric)
+            result.update(colour_agreement(trainer.nets, config, where.device, seed=config.seed))
+        return result
+
+    epoch_loop(trainer, config, where, train_set, run_dir, lambda b: trainer.step(b["image"], b["tokens"]),
+               lambda png: preview.save(trainer.nets.netG, png), evaluation, lambda r: _epoch_line(r, label))
     if where.is_main:
         plot_losses(run_dir, label)
     return run_dir
 
 
-def _log_epoch(record: dict, label: str) -> None:
+def _epoch_line(record: dict, label: str) -> str:
     loss = record["loss"]
     msg = (f"epoch {record['epoch']}: D {loss['d_total']:.4f} (real {loss['d_real']:.3f}, mis {loss['d_mis']:.3f}, "
            f"fake {loss['d_fake']:.3f}, gp {loss['d_gp']:.4f}) G {loss['g_total']:.4f} (adv {loss['g_adv']:.3f}, "
@@ -293,5 +324,5 @@ def _log_epoch(record: dict, label: str) -> None:
         if "colour_agreement" in ev:
             msg += f" colour agreement {ev['colour_agreement']:.3f} (majority {ev['colour_baseline']:.3f})"
         msg += label
-    log.info(msg)
+    return msg
 
