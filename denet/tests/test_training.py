@@ -20,7 +20,7 @@ def _weights(run_dir):
 
 
 def test_step_returns_finite_loss_parts_and_moves_the_generator(assets, tmp_path):
-    config = tiny_config(assets, tmp_path, device="cpu")
+    config = tiny_config(assets, tmp_path, device="cpu", damsm_w=5.0, l1_w=1.0)  # the paper configs' G terms
     trainer = Trainer(config, Dist(0, 1, torch.device("cpu")))
     trainer.train_mode()
     before = {k: v.clone() for k, v in trainer.nets.netG.state_dict().items()}
