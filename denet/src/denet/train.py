@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
-from common.errors import DataFormatError
 from common.runs import load_weights
 from galip import distributed
 from galip.distributed import Dist
-from galip.train import epoch_loop, open_run, resume_or_record, rng_state, set_rng_state
+from galip.train import GANTrainer, epoch_loop, open_run, resume_or_record
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER, RNN_ENCODER, load_damsm
@@ -29,7 +27,6 @@ from .losses import discriminator_loss, generator_loss, roll
 from .models import NetC, NetD, NetG
 
 log = logging.getLogger(__name__)
-SCALE_RESET, SCALER_MIN = 16384.0, 64.0  # GALIP's floor: a GradScaler below 64 is reset
 
 
 @dataclass
@@ -65,41 +62,17 @@ def encode(text_encoder: RNN_ENCODER, tokens: torch.Tensor, lengths: torch.Tenso
     return words.detach(), sent.detach()
 
 
-class Trainer:
-    """Networks, optimisers and scalers of one process, and the training step."""
+class Trainer(GANTrainer):
+    """DE-Net's networks, optimisers and scalers of one process (GALIP's trainer plumbing), and the training step."""
+
+    kind = "denet"
 
     def __init__(self, config: DENetConfig, where: Dist, vocab_size: int | None = None) -> None:
-        self.config, self.where = config, where
-        self.nets = n = build_nets(config, where.device, vocab_size)
-        betas = tuple(config.betas)
-        self.opt_G = torch.optim.Adam(n.netG.parameters(), lr=config.lr_g, betas=betas)  # noqa: N815
-        self.opt_D = torch.optim.Adam([*n.netD.parameters(), *n.netC.parameters()],  # noqa: N815
-                                      lr=config.lr_d, betas=betas)
-        amp = config.mixed_precision and where.device.type == "cuda"
-        self.scaler_G = torch.amp.GradScaler(where.device.type, enabled=amp)  # noqa: N815
-        self.scaler_D = torch.amp.GradScaler(where.device.type, enabled=amp)  # noqa: N815
-        self.G, self.D, self.C = n.netG, n.netD, n.netC
-        if where.world_size > 1:
-            ids = [where.device.index] if where.device.type == "cuda" else None
-            self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
-                                                              broadcast_buffers=False)
-                                      for m in (n.netG, n.netD, n.netC))
-        self.epoch = 0
-
-    def train_mode(self) -> None:
-        for net in (self.nets.netG, self.nets.netD, self.nets.netC):
-            net.train()
+        self._setup(config, where, build_nets(config, where.device, vocab_size),
+                    amp=config.mixed_precision and where.device.type == "cuda")
 
     def _autocast(self):
         return torch.autocast("cuda", enabled=self.scaler_G.is_enabled())
-
-    def _scaled_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        if scaler.is_enabled() and scaler.get_scale() < SCALER_MIN:
-            scaler.update(SCALE_RESET)
 
     def step(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
              classes: torch.Tensor | None = None) -> dict[str, float]:
@@ -123,31 +96,9 @@ class Trainer:
                 "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_damsm": g.damsm.item(),
                 "g_l1": g.l1.item()}
 
-    def state_dict(self) -> dict:
-        """The official ``state_epoch`` layout (``model``, ``optimizers``, ``epoch``) plus scalers, RNG, config."""
-        n = self.nets
-        return {
-            "model": {"netG": n.netG.state_dict(), "netD": n.netD.state_dict(), "netC": n.netC.state_dict()},
-            "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
-            "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
-            "epoch": self.epoch,
-            "rng": rng_state(self.where.device),
-            "config": self.config.to_dict(),
-        }
-
-    def load_state_dict(self, state: dict, path: Path) -> None:
-        try:
-            models, opts = state["model"], state["optimizers"]
-            for name in ("netG", "netD", "netC"):
-                load_weights(getattr(self.nets, name), models[name], path, self.config.data)
-            self.opt_G.load_state_dict(opts["optimizer_G"])
-            self.opt_D.load_state_dict(opts["optimizer_D"])
-            self.scaler_G.load_state_dict(state["scalers"]["scaler_G"])
-            self.scaler_D.load_state_dict(state["scalers"]["scaler_D"])
-            self.epoch = int(state["epoch"])
-            set_rng_state(state["rng"], self.where.device)
-        except KeyError as err:
-            raise DataFormatError(path, f"not a denet training checkpoint (missing {err})") from None
+    def _load_models(self, models: dict, path: Path) -> None:
+        for name in ("netG", "netD", "netC"):
+            load_weights(getattr(self.nets, name), models[name], path, self.config.data)
 
 
 def train(config: DENetConfig, resume: bool = False) -> Path:

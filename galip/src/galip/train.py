@@ -92,28 +92,29 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-class Trainer:
-    """Networks, optimisers and scalers of one process, and the official training step."""
+class GANTrainer:
+    """What GALIP's and DE-Net's trainers share: Adam on G and on D + C, one GradScaler per net with the official
+    floor (a scale below ``scaler_min`` is reset to 16384), DDP wrappers (``self.G/D/C``, what a step calls), and the
+    official ``state_epoch`` checkpoint layout plus scalers, RNG states and the config."""
 
-    def __init__(self, config: GALIPConfig, clip_model: nn.Module, where: Dist) -> None:
-        self.config, self.where = config, where
-        self.nets = build_nets(config, clip_model, where.device)
-        n = self.nets
+    kind = "galip"  # named in the error for a checkpoint of another kind
+
+    def _setup(self, config, where: Dist, nets, amp: bool, growth_interval: int = 2000,
+               scaler_min: float = 64.0) -> None:
+        self.config, self.where, self.nets, self.scaler_min = config, where, nets, scaler_min
         betas = tuple(config.betas)
-        self.opt_G = torch.optim.Adam(n.netG.parameters(), lr=config.lr_g, betas=betas)  # noqa: N815
-        self.opt_D = torch.optim.Adam([*n.netD.parameters(), *n.netC.parameters()],  # noqa: N815
+        self.opt_G = torch.optim.Adam(nets.netG.parameters(), lr=config.lr_g, betas=betas)  # noqa: N815
+        self.opt_D = torch.optim.Adam([*nets.netD.parameters(), *nets.netC.parameters()],  # noqa: N815
                                       lr=config.lr_d, betas=betas)
-        amp = config.mixed_precision
-        self.scaler_G = torch.amp.GradScaler(where.device.type, growth_interval=config.growth_interval,  # noqa: N815
-                                             enabled=amp)
-        self.scaler_D = torch.amp.GradScaler(where.device.type, growth_interval=config.growth_interval,  # noqa: N815
-                                             enabled=amp)
-        self.G, self.D, self.C = n.netG, n.netD, n.netC  # what the step calls: DDP wrappers when distributed
+        self.scaler_G, self.scaler_D = (torch.amp.GradScaler(where.device.type,  # noqa: N815
+                                                             growth_interval=growth_interval, enabled=amp)
+                                        for _ in range(2))
+        self.G, self.D, self.C = nets.netG, nets.netD, nets.netC
         if where.world_size > 1:
             ids = [where.device.index] if where.device.type == "cuda" else None
             self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
                                                               broadcast_buffers=False)
-                                      for m in (n.netG, n.netD, n.netC))
+                                      for m in (nets.netG, nets.netD, nets.netC))
         self.epoch = 0
 
     def train_mode(self) -> None:
@@ -125,8 +126,44 @@ class Trainer:
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        if scaler.is_enabled() and scaler.get_scale() < self.config.scaler_min:
+        if scaler.is_enabled() and scaler.get_scale() < self.scaler_min:
             scaler.update(SCALE_RESET)
+
+    def state_dict(self) -> dict:
+        """The official ``state_epoch`` layout (``model``, ``optimizers``, ``epoch``) plus scalers, RNG, config."""
+        n = self.nets
+        return {
+            "model": {"netG": n.netG.state_dict(), "netD": n.netD.state_dict(), "netC": n.netC.state_dict()},
+            "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
+            "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
+            "epoch": self.epoch,
+            "rng": rng_state(self.where.device),
+            "config": self.config.to_dict(),
+        }
+
+    def _load_models(self, models: dict, path: Path) -> None:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        try:
+            self._load_models(state["model"], path)
+            opts, scalers = state["optimizers"], state["scalers"]
+            self.opt_G.load_state_dict(opts["optimizer_G"])
+            self.opt_D.load_state_dict(opts["optimizer_D"])
+            self.scaler_G.load_state_dict(scalers["scaler_G"])
+            self.scaler_D.load_state_dict(scalers["scaler_D"])
+            self.epoch = int(state["epoch"])
+            set_rng_state(state["rng"], self.where.device)
+        except KeyError as err:
+            raise DataFormatError(path, f"not a {self.kind} training checkpoint (missing {err})") from None
+
+
+class Trainer(GANTrainer):
+    """GALIP's networks, optimisers and scalers of one process, and the official training step."""
+
+    def __init__(self, config: GALIPConfig, clip_model: nn.Module, where: Dist) -> None:
+        self._setup(config, where, build_nets(config, clip_model, where.device), config.mixed_precision,
+                    config.growth_interval, config.scaler_min)
 
     def step(self, images: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> dict[str, float]:
         """One D step then one G step on a batch; returns the loss parts as floats."""
@@ -149,34 +186,12 @@ class Trainer:
         return {"d_total": d.total.item(), "d_real": d.real.item(), "d_mis": d.mis.item(), "d_fake": d.fake.item(),
                 "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_sim": g.sim.item()}
 
-    def state_dict(self) -> dict:
-        """The official ``state_epoch`` layout (``model``, ``optimizers``, ``epoch``) plus ``scalers``, ``rng``."""
-        n = self.nets
-        return {
-            "model": {"netG": n.netG.state_dict(), "netD": n.netD.state_dict(), "netC": n.netC.state_dict()},
-            "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
-            "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
-            "epoch": self.epoch,
-            "rng": rng_state(self.where.device),
-            "config": self.config.to_dict(),
-        }
-
-    def load_state_dict(self, state: dict, path: Path) -> None:
+    def _load_models(self, models: dict, path: Path) -> None:
         from .checkpoints import load_official_netC, load_official_netD, load_official_netG
 
-        try:
-            models, opts, scalers = state["model"], state["optimizers"], state["scalers"]
-            load_official_netG(models["netG"], self.nets.netG, path)
-            load_official_netD(models["netD"], self.nets.netD, path)
-            load_official_netC(models["netC"], self.nets.netC, path)
-            self.opt_G.load_state_dict(opts["optimizer_G"])
-            self.opt_D.load_state_dict(opts["optimizer_D"])
-            self.scaler_G.load_state_dict(scalers["scaler_G"])
-            self.scaler_D.load_state_dict(scalers["scaler_D"])
-            self.epoch = int(state["epoch"])
-            set_rng_state(state["rng"], self.where.device)
-        except KeyError as err:
-            raise DataFormatError(path, f"not a galip training checkpoint (missing {err})") from None
+        load_official_netG(models["netG"], self.nets.netG, path)
+        load_official_netD(models["netD"], self.nets.netD, path)
+        load_official_netC(models["netC"], self.nets.netC, path)
 
 
 def read_checkpoint(path: str | Path) -> dict:
