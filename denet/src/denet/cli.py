@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from common.runs import add_run_arguments, cli_logging, run_cli
+from galip.cli import add_bench_arguments, add_fid_stats_command
 
 
 def _train(args) -> None:
@@ -136,20 +137,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="cpu")
     v.set_defaults(func=_eval)
 
-    f = sub.add_parser("fid-stats", help="reference FID statistics (npz) of a dataset's test images")
-    f.add_argument("--config", required=True)
-    f.add_argument("--data", help="dataset folder (overrides the config)")
-    f.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
-    f.add_argument("--out", required=True, help="output .npz")
-    f.set_defaults(func=_fid_stats)
+    add_fid_stats_command(sub, _fid_stats)
 
     b = sub.add_parser("bench", help="edits/s and training step time of the paper-size model (random weights)")
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="edit batch sizes (default 1 8)")
-    b.add_argument("--n-batches", type=int, default=3, help="timed edit batches per size")
-    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
-    b.add_argument("--train-steps", type=int, default=2, help="timed training steps")
-    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    add_bench_arguments(b, n_batches=3, train_steps=2)
     b.set_defaults(func=_bench)
     return p
 

@@ -18,7 +18,7 @@ import torch
 from common.runs import load_weights
 from galip import distributed
 from galip.distributed import Dist
-from galip.train import GANTrainer, epoch_loop, open_run, resume_or_record
+from galip.train import GANTrainer, epoch_loop, loss_line, open_run, resume_or_record
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER, RNN_ENCODER, load_damsm
@@ -137,10 +137,7 @@ def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
 
 
 def _epoch_line(record: dict, label: str) -> str:
-    loss = record["loss"]
-    msg = (f"epoch {record['epoch']}: D {loss['d_total']:.4f} (real {loss['d_real']:.3f}, mis {loss['d_mis']:.3f}, "
-           f"fake {loss['d_fake']:.3f}, gp {loss['d_gp']:.4f}) G {loss['g_total']:.4f} (adv {loss['g_adv']:.3f}, "
-           f"damsm {loss['g_damsm']:.3f}, l1 {loss['g_l1']:.4f}) {record['train_s']:.1f}s")
+    msg = loss_line(record, ("damsm", "l1"))
     if "eval" in record:
         ev = record["eval"]
         msg += (f" | MP {ev['mp']:.4f} (sim {ev['sim']:.4f}, diff {ev['diff']:.4f}) FID {ev['fid']:.2f} "

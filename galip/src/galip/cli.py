@@ -79,6 +79,26 @@ def _bench(args) -> None:
                        train_batch=args.train_batch, train_steps=args.train_steps, threads=args.threads)))
 
 
+def add_fid_stats_command(sub, func) -> None:
+    """``fid-stats``: reference FID statistics of a dataset's test images (GALIP's and DE-Net's CLIs)."""
+    f = sub.add_parser("fid-stats", help="reference FID statistics (npz) of a dataset's test images")
+    f.add_argument("--config", required=True)
+    f.add_argument("--data", help="dataset folder (overrides the config)")
+    f.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
+    f.add_argument("--out", required=True, help="output .npz")
+    f.set_defaults(func=func)
+
+
+def add_bench_arguments(b: argparse.ArgumentParser, n_batches: int, train_steps: int) -> None:
+    """The ``bench`` flags GALIP's and DE-Net's CLIs share."""
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
+    b.add_argument("--n-batches", type=int, default=n_batches, help="timed batches per size")
+    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
+    b.add_argument("--train-steps", type=int, default=train_steps, help="timed training steps")
+    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="galip", description="GALIP (CVPR 2023) text-to-image reproduction.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -114,20 +134,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_eval)
 
-    f = sub.add_parser("fid-stats", help="reference FID statistics (npz) of a dataset's test images")
-    f.add_argument("--config", required=True)
-    f.add_argument("--data", help="dataset folder (overrides the config)")
-    f.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
-    f.add_argument("--out", required=True, help="output .npz")
-    f.set_defaults(func=_fid_stats)
+    add_fid_stats_command(sub, _fid_stats)
 
     b = sub.add_parser("bench", help="sampling images/s and training steps/s of the full-size birds model")
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="sampling batch sizes (default 1 8)")
-    b.add_argument("--n-batches", type=int, default=5, help="timed sampling batches per size")
-    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
-    b.add_argument("--train-steps", type=int, default=3, help="timed training steps")
-    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    add_bench_arguments(b, n_batches=5, train_steps=3)
     b.set_defaults(func=_bench)
     return p
 

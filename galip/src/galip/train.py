@@ -328,11 +328,17 @@ def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
     return run_dir
 
 
-def _epoch_line(record: dict, label: str) -> str:
+def loss_line(record: dict, g_parts: tuple[str, ...]) -> str:
+    """``epoch N: D total (real, mis, fake, gp) G total (adv, <g_parts>) seconds`` of one metrics record."""
     loss = record["loss"]
-    msg = (f"epoch {record['epoch']}: D {loss['d_total']:.4f} (real {loss['d_real']:.3f}, mis {loss['d_mis']:.3f}, "
-           f"fake {loss['d_fake']:.3f}, gp {loss['d_gp']:.4f}) G {loss['g_total']:.4f} (adv {loss['g_adv']:.3f}, "
-           f"sim {loss['g_sim']:.3f}) {record['train_s']:.1f}s")
+    parts = ", ".join(f"{k} {loss['g_' + k]:.4f}" for k in g_parts)
+    return (f"epoch {record['epoch']}: D {loss['d_total']:.4f} (real {loss['d_real']:.3f}, mis {loss['d_mis']:.3f}, "
+            f"fake {loss['d_fake']:.3f}, gp {loss['d_gp']:.4f}) G {loss['g_total']:.4f} (adv {loss['g_adv']:.3f}, "
+            f"{parts}) {record['train_s']:.1f}s")
+
+
+def _epoch_line(record: dict, label: str) -> str:
+    msg = loss_line(record, ("sim",))
     if "eval" in record:
         ev = record["eval"]
         msg += f" | FID {ev['fid']:.2f} CS {ev['clip_score']:.4f} ({ev['n_samples']} samples)"
