@@ -5,26 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from common.metrics.fid import write_random_torchvision_inception_weights
-from common.runs import atomic_save
 from common.synthetic import text_image
 from denet.config import DENetConfig, load_config
-from denet.damsm import CNN_ENCODER, RNN_ENCODER
+from denet.damsm import write_random_damsm
 from galip.evaluate import real_statistics
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def write_random_damsm(folder: Path, n_words: int, seed: int = 0) -> tuple[Path, Path]:
-    """RANDOM DAMSM text/image encoder files in AttnGAN's format (plain state dicts)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        text, image = folder / "text_encoder.pth", folder / "image_encoder.pth"
-        atomic_save(RNN_ENCODER(n_words).state_dict(), text)
-        atomic_save(CNN_ENCODER().state_dict(), image)
-    return text, image
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,14 @@ random weights (G/D and a random DAMSM with a random Inception trunk; timings do
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 import torch
 
-from common.runs import atomic_save
 from galip.bench import _timed, peak_rss_mib
 from galip.distributed import Dist
 
 from .config import DENetConfig
-from .damsm import CNN_ENCODER, RNN_ENCODER
+from .damsm import write_random_damsm
 from .models import NetG
 
 VOCAB = 27_297  # COCO's DAMSM vocabulary (spec 1.2)
@@ -36,19 +34,12 @@ def edit_throughput(netG: NetG, batch_size: int, n_batches: int, device: torch.d
     return {"batch_size": batch_size, "s_per_batch": mean, "edits_per_s": batch_size / mean, "cuda_peak_mib": cuda_peak}
 
 
-def _random_damsm(folder: Path, n_words: int) -> tuple[Path, Path]:
-    text, image = folder / "text_encoder.pth", folder / "image_encoder.pth"
-    atomic_save(RNN_ENCODER(n_words).state_dict(), text)
-    atomic_save(CNN_ENCODER().state_dict(), image)
-    return text, image
-
-
 def train_step_time(device: torch.device, batch_size: int, n_steps: int) -> dict:
     """Seconds per DE-Net training step (D step + G step with the DAMSM and reconstruction terms) at nf 32."""
     from .train import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        text, image = _random_damsm(Path(tmp), VOCAB)
+        text, image = write_random_damsm(tmp, VOCAB)
         config = DENetConfig(text_encoder=str(text), image_encoder=str(image), device=str(device),
                              batch_size=batch_size)
         trainer = Trainer(config, Dist(0, 1, device), vocab_size=VOCAB)  # no dataset needed for a timing

@@ -198,6 +198,20 @@ def load_damsm(text_path: str | Path, image_path: str | Path, n_words: int, nef:
     return text_encoder, image_encoder
 
 
+def write_random_damsm(folder: str | Path, n_words: int, seed: int = 0) -> tuple[Path, Path]:
+    """RANDOM DAMSM ``text_encoder.pth`` / ``image_encoder.pth`` in AttnGAN's format (plain state dicts) in
+    ``folder``, for tests and timings; the caller's RNG state is left untouched."""
+    from common.runs import atomic_save
+
+    folder = Path(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text, image = folder / "text_encoder.pth", folder / "image_encoder.pth"
+        atomic_save(RNN_ENCODER(n_words).state_dict(), text)
+        atomic_save(CNN_ENCODER().state_dict(), image)
+    return text, image
+
+
 # ------------------------------------------------------------------------------------------------ losses
 def _class_mask(class_ids, batch_size: int, device: torch.device) -> torch.Tensor | None:
     """[B, B] bool, True where j != i but image j has the same class as i (mismatches that are not negatives)."""
