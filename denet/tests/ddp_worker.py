@@ -39,6 +39,8 @@ def main() -> None:
     if where.is_main:
         with open(sys.argv[3], "w") as f:
             json.dump({"world_size": where.world_size, "ranks": everyone}, f)
+    if where.world_size > 1:
+        dist.barrier()  # leave together: a rank that tears gloo down while another still runs can abort
     distributed.teardown()
 
 
