@@ -138,7 +138,8 @@ class CNN_ENCODER(nn.Module):  # noqa: N801 - official name
         nn.init.uniform_(self.emb_features.weight, -INIT_RANGE, INIT_RANGE)
         nn.init.uniform_(self.emb_cnn_code.weight, -INIT_RANGE, INIT_RANGE)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixed_6e features [B, 768, 17, 17] (at 299 px) and the pooled Mixed_7c features [B, 2048]."""
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
         for name in TRUNK[:3]:
             x = getattr(self, name)(x)
@@ -150,8 +151,14 @@ class CNN_ENCODER(nn.Module):  # noqa: N801 - official name
         features = x  # [B, 768, 17, 17] at 299 px
         for name in TRUNK[13:]:  # Mixed_7a .. Mixed_7c
             x = getattr(self, name)(x)
-        x = x.mean(dim=(2, 3))  # [B, 2048]; official avg_pool2d(kernel 8) over the 8x8 map at 299 px
-        return self.emb_features(features), self.emb_cnn_code(x)
+        return features, x.mean(dim=(2, 3))  # official avg_pool2d(kernel 8) over the 8x8 map at 299 px
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)[1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features, pooled = self.trunk(x)
+        return self.emb_features(features), self.emb_cnn_code(pooled)
 
 
 # ------------------------------------------------------------------------------------------------ loading
