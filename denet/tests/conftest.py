@@ -31,10 +31,11 @@ def assets(tmp_path_factory) -> dict[str, Path]:
 
 
 def tiny_config(assets: dict[str, Path], tmp_path: Path, **overrides) -> DENetConfig:
-    """smoke.yaml on the session's small synthetic set with random DAMSM (nf 4, batch 4, 96 px DAMSM input)."""
+    """smoke.yaml on the session's small synthetic set with random DAMSM (nf 4, batch 4, 96 px DAMSM input) and
+    no DAMSM term in the G loss (fast; the tests that need the term set ``damsm_w``)."""
     values = dict(data=str(assets["data"]), text_encoder=str(assets["text"]), image_encoder=str(assets["image"]),
                   inception_weights=str(assets["inception"]), fid_weights=str(assets["inception"]),
                   fid_stats=str(assets["stats"]), runs_dir=str(tmp_path / "runs"), nf=4, batch_size=4, epochs=1,
-                  eval_batch_size=4, damsm_input_size=96, n_preview=4, damsm_batch_size=8)
+                  eval_batch_size=4, damsm_input_size=96, n_preview=4, damsm_batch_size=8, damsm_w=0.0, l1_w=2.0)
     values.update(overrides)
     return load_config(CONFIGS / "smoke.yaml", **values)

@@ -1,8 +1,10 @@
 """``make reproduce-denet [DATA=dir]``: the embedded default (synthetic shapes, stand-in weights) or a real dataset.
 
 Without ``--data`` it writes, once, into ``.cache/denet``: SYNTHETIC coloured-shape scenes with captions (256 px, CUB
-layout), RANDOM torchvision Inception-v3 weights (FID network and the frozen DAMSM trunk), the FID statistics of the
-synthetic test images, and a DAMSM trained on the synthetic captions by ``denet train-damsm``; then it trains
+layout), RANDOM torchvision Inception-v3 weights (the FID network), a STAND-IN Inception-v3 trunk trained on the
+synthetic classes (``denet.stand_in``; in place of the ImageNet trunk of the DAMSM image encoder), the FID
+statistics of the synthetic test images, and a DAMSM trained on the synthetic captions by ``denet train-damsm``
+on that trunk; then it trains
 ``configs/smoke.yaml`` and reports MP, FID and the colour-edit check (requested colour hit rate, background change),
 all labelled synthetic. With ``--data DIR`` it trains ``configs/<DIR name>.yaml`` (birds, coco) on that folder with
 the DAMSM and Inception files that config names.
@@ -22,11 +24,13 @@ from galip.evaluate import real_statistics
 
 from .config import DENetConfig, load_config
 from .report import read_metrics, write_report
+from .stand_in import train_stand_in_inception
 from .train import train
 from .train_damsm import train_damsm
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC_DIR = Path(".cache/denet/synthetic/smoke")
+STAND_IN_EPOCHS = 4
 
 
 def write_synthetic(out: Path) -> Path:
@@ -35,9 +39,10 @@ def write_synthetic(out: Path) -> Path:
 
 def prepare_embedded_default(config: DENetConfig) -> None:
     """The stand-in weight files, the synthetic FID statistics and the DAMSM the smoke config names, when missing."""
-    for path in (config.fid_weights, config.inception_weights):
-        if not Path(path).is_file():
-            write_random_torchvision_inception_weights(path, seed=0)
+    if not Path(config.fid_weights).is_file():
+        write_random_torchvision_inception_weights(config.fid_weights, seed=0)
+    if not Path(config.inception_weights).is_file():
+        train_stand_in_inception(config, config.inception_weights, STAND_IN_EPOCHS)
     if not Path(config.fid_stats).is_file():
         real_statistics(config, config.fid_stats)
     if not (Path(config.text_encoder).is_file() and Path(config.image_encoder).is_file()):
