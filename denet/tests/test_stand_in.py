@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import tiny_config
 
+from common.errors import DataFormatError
 from common.metrics.fid import load_torchvision_inception
 from common.runs import read_state_dict
 from denet.damsm import CNN_ENCODER
@@ -23,3 +25,9 @@ def test_stand_in_file_is_a_torchvision_inception_that_the_damsm_loads(assets, t
     assert torch.equal(trunk["Conv2d_1a_3x3.conv.weight"], state["Conv2d_1a_3x3.conv.weight"])
     assert not any(p.requires_grad for name, p in encoder.named_parameters() if not name.startswith("emb_"))
     assert not list(tmp_path.glob("*.random.pth"))
+
+
+def test_stand_in_needs_cub_classes(assets, tmp_path):
+    config = tiny_config(assets, tmp_path, dataset="coco")
+    with pytest.raises(DataFormatError, match="CUB classes"):
+        train_stand_in_inception(config, tmp_path / "stand_in.pth", epochs=1)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.errors import DataFormatError
 from common.metrics.fid import write_random_torchvision_inception_weights
 from common.runs import atomic_save, read_state_dict, set_seed
 from galip.distributed import Dist
@@ -34,6 +35,8 @@ def train_stand_in_inception(config: DENetConfig, out: str | Path, epochs: int, 
     """Train the trunk (random start, ``config.damsm_input_size`` input, [-1, 1] images as the DAMSM sees them,
     BatchNorms in train mode) with a linear class head on the pooled 2048-d features (Adam ``lr``, cross-entropy,
     ``damsm_batch_size``); write the torchvision-layout file ``out``."""
+    if config.dataset != "birds":
+        raise DataFormatError(config.data, f"the stand-in trunk learns CUB classes; {config.dataset!r} has none")
     out = Path(out)
     set_seed(config.seed)
     device = torch.device(config.device)
