@@ -42,6 +42,7 @@ def train_stand_in_inception(config: DENetConfig, out: str | Path, epochs: int, 
     device = torch.device(config.device)
     random_file = write_random_torchvision_inception_weights(out.with_suffix(".random.pth"), seed=config.seed)
     encoder = CNN_ENCODER(inception_weights=random_file, input_size=config.damsm_input_size).to(device)
+    state = read_state_dict(random_file)  # AuxLogits and fc stay random; the trunk is overwritten below
     random_file.unlink()
     trunk = [m for name, m in encoder.named_children() if not name.startswith("emb_")]
     for module in trunk:
@@ -70,8 +71,6 @@ def train_stand_in_inception(config: DENetConfig, out: str | Path, epochs: int, 
             total += labels.numel()
         log.info("stand-in Inception epoch %d: loss %.3f, train accuracy %.3f (chance %.3f)%s",
                  epoch, loss_sum / total, correct / total, 1 / head.out_features, config.label())
-    state = read_state_dict(write_random_torchvision_inception_weights(out, seed=config.seed))
-    trained = {k: v for k, v in encoder.state_dict().items() if not k.startswith("emb_")}
-    state.update(trained)
+    state.update({k: v for k, v in encoder.state_dict().items() if not k.startswith("emb_")})
     atomic_save(state, out)
     return out
