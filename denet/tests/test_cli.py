@@ -13,6 +13,7 @@ from PIL import Image
 
 from common.data.text_image import load_filenames
 from denet.cli import main
+from denet.config import load_config
 from denet.train import train
 
 
@@ -40,7 +41,8 @@ def test_edit_writes_the_edited_image_next_to_the_source(run_dir, assets, tmp_pa
                "--text", "a blue circle on the left")
     assert run.returncode == 0, run.stderr
     out = tmp_path / "bird_edited.png"
-    assert Image.open(out).size == (256, 256)
+    size = load_config(run_dir / "config.yaml").imsize
+    assert Image.open(out).size == (size, size)
     assert "SYNTHETIC" in run.stdout
 
 

@@ -72,6 +72,20 @@ def test_discriminator_and_joint_head_shapes():
         assert NetC(4)(small(x[:1]), s[:1]).shape == (1, 1, 1, 1)
 
 
+@pytest.mark.parametrize(("imsize", "levels", "up_channels"), [(64, 4, [32, 16, 8, 4]), (128, 5, [32, 32, 16, 8, 4])])
+def test_smaller_imsize_drops_levels_and_keeps_the_4x4_bottleneck(imsize, levels, up_channels):
+    torch.manual_seed(0)
+    g, d = NetG(4, imsize=imsize).eval(), NetD(4, imsize).eval()
+    assert g.levels == d.levels == levels and not hasattr(g, f"down{levels + 1}")
+    x, s = torch.rand(2, 3, imsize, imsize) * 2 - 1, torch.randn(2, 256)
+    with torch.no_grad():
+        assert g(x, s).shape == x.shape
+        assert d(x).shape == (2, 32, 4, 4)
+    assert [getattr(g, f"up{k}").conv.out_channels for k in range(1, levels + 1)] == up_channels
+    with pytest.raises(ValueError, match="imsize"):
+        NetG(4, imsize=96)
+
+
 def n_params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 

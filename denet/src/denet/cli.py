@@ -41,7 +41,7 @@ def _edit(args) -> None:
     config, nets = load_editor(args.checkpoint, args.config, args.device, text_encoder=args.text_encoder,
                                image_encoder=args.image_encoder, data=args.data)
     device = torch.device(args.device)
-    source = read_source(args.image).to(device)
+    source = read_source(args.image, config.imsize).to(device)
     _, sent, _ = encode_texts(nets.text_encoder, config, [args.text], device)
     edited = edit(nets.netG, sent, source).clamp(-1, 1)
     image = Path(args.image)
@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("edit", help="edit one image as a text says; writes <image>_edited.png next to it")
     e.add_argument("--checkpoint", required=True, help="a run's checkpoints/last.pt (or a state_epoch_*.pth)")
-    e.add_argument("--image", required=True, help="source image (any size; resized and centre-cropped to 256)")
+    e.add_argument("--image", required=True, help="source image (any size; resized and centre-cropped to imsize)")
     e.add_argument("--text", required=True, help="the target description")
     e.add_argument("--out", help="output PNG (default: <image>_edited.png beside the source)")
     e.add_argument("--config", help="YAML config; required for checkpoints without an embedded one")

@@ -36,7 +36,7 @@ class DENetConfig:
     text_encoder: str = "data/coco/DAMSMencoder/text_encoder100.pth"  # cfg TEXT.DAMSM_NAME
     image_encoder: str = "data/coco/DAMSMencoder/image_encoder100.pth"  # DAMSM_NAME with text_ -> image_
     damsm_input_size: int = 299  # AttnGAN resizes to 299; the embedded default uses a smaller input
-    # model (cfg: imsize 256, nf 32, cond_dim 256; NetG takes no noise)
+    # model (cfg: imsize 256, nf 32, cond_dim 256; NetG takes no noise; imsize 32-128 drops U-Net levels)
     imsize: int = 256
     nf: int = 32
     # optimisation (train.py / train.sh)
@@ -50,6 +50,7 @@ class DENetConfig:
     gp_p: float = 6.0  # MA-GP power (DF-GAN)
     damsm_w: float = 5.0  # our choice: AttnGAN's LAMBDA for the DAMSM term of the edited image vs the target text
     l1_w: float = 1.0  # our choice: weight of the L1 content term between the edited image and its source
+    rec_w: float = 10.0  # our choice: weight of TAGAN's reconstruction term (source edited with its own caption)
     mixed_precision: bool = False  # official: no AMP; True runs the G/D forwards under CUDA autocast with scalers
     num_workers: int = 4
     device: str = "cuda"
@@ -73,8 +74,8 @@ class DENetConfig:
     def validate(self, source: str | Path = "config") -> DENetConfig:
         if self.dataset not in DATASETS:
             raise DataFormatError(source, f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        if self.imsize != 256:
-            raise DataFormatError(source, f"imsize must be 256 (the official NetG's six downs end at CWP's 4x4 "
+        if self.imsize not in (32, 64, 128, 256):
+            raise DataFormatError(source, f"imsize must be 32, 64, 128 or 256 (the U-Net ends at CWP's 4x4 "
                                           f"convolution), got {self.imsize}")
         if len(self.betas) != 2:
             raise DataFormatError(source, "betas must be [beta1, beta2]")

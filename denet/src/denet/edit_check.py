@@ -1,8 +1,8 @@
 """Does the editor do what the text asks? On the SYNTHETIC shapes data only (not a paper metric).
 
-Every test scene (the CUB crop, i.e. exactly the synthetic scene, at 256 px) is edited with its first caption in
-which the colour word is replaced by another planted colour (the k-th image gets the (k mod 5 + 1)-th colour after
-its own, so every pair of colours occurs). Reported:
+Every test scene (the CUB crop, i.e. exactly the synthetic scene, at the config's imsize) is edited with its first
+caption in which the colour word is replaced by another planted colour (the k-th image gets the (k mod 5 + 1)-th
+colour after its own, so every pair of colours occurs). Reported:
 - ``colour_hit``: share of edits whose dominant colour (``common.synthetic.text_image.dominant_colour``) is the
   requested one; ``colour_chance`` = 1 / number of colours; ``colour_kept``: share still showing the source colour;
 - ``background_l1``: mean |x' - x| in [0, 1] units over the pixels more than ``margin`` px outside the shape's box,
@@ -25,8 +25,6 @@ from common.synthetic.text_image import COLOURS, caption_colour, dominant_colour
 from .config import DENetConfig
 from .sample import edit, encode_texts
 
-SIZE = 256
-
 
 def recoloured(caption: str, colour: str) -> str:
     """``caption`` with its first colour word replaced by ``colour``."""
@@ -38,19 +36,20 @@ def recoloured(caption: str, colour: str) -> str:
 
 
 def edit_requests(config: DENetConfig) -> tuple[list[str], torch.Tensor, list[str], list[str], np.ndarray]:
-    """Keys, sources [N, 3, 256, 256] in [-1, 1], requested and source colours, shape boxes [N, 4] at 256 px."""
+    """Texts, sources [N, 3, S, S] in [-1, 1] (S = imsize), requested and source colours, shape boxes [N, 4] at S px."""
     root = Path(config.data)
     meta_path = root / "metadata.json"
     if not meta_path.is_file():
         raise DataFormatError(meta_path, "the colour-edit check needs the synthetic data's metadata.json")
     meta = json.loads(meta_path.read_text())
-    scale = SIZE / meta["image_size"]
+    size = config.imsize
+    scale = size / meta["image_size"]
     keys = load_filenames(root, "test")
     boxes = load_cub_bboxes(root / "CUB_200_2011")
     names = list(COLOURS)
     sources, requested, texts, own, shape_boxes = [], [], [], [], []
     for k, key in enumerate(keys):
-        scene = load_image(root / IMAGE_DIRS["birds"] / f"{key}.jpg", boxes[key]).resize((SIZE, SIZE))
+        scene = load_image(root / IMAGE_DIRS["birds"] / f"{key}.jpg", boxes[key]).resize((size, size))
         sources.append(TF.normalize(TF.to_tensor(scene), [0.5] * 3, [0.5] * 3))
         caption = read_captions(root / "text" / f"{key}.txt")[0]
         colour = meta["items"][key]["colour"]
@@ -67,7 +66,7 @@ def colour_edit_check(nets, config: DENetConfig, device: torch.device, margin: i
     texts, sources, requested, own, boxes = edit_requests(config)
     predicted: list[str | None] = []
     bg, fg = [], []
-    ys, xs = np.mgrid[:SIZE, :SIZE]
+    ys, xs = np.mgrid[:config.imsize, :config.imsize]
     for start in range(0, len(texts), config.eval_batch_size):
         sl = slice(start, start + config.eval_batch_size)
         _, sent, _ = encode_texts(nets.text_encoder, config, texts[sl], device)

@@ -28,7 +28,7 @@ __all__ = ["PreviewSet", "edit", "encode_texts", "load_editor", "read_source", "
 
 @torch.inference_mode()
 def edit(netG: NetG, sent: torch.Tensor, images: torch.Tensor) -> torch.Tensor:  # noqa: N803
-    """Edited images [B, 3, 256, 256] in [-1, 1] of sources [B, 3, 256, 256] under sentences [B, 256]."""
+    """Edited images [B, 3, H, W] in [-1, 1] of sources [B, 3, H, W] (H = W = imsize) under sentences [B, 256]."""
     was_training = netG.training
     netG.eval()
     out = netG(images, sent).float()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import COND_DIM, SLOPE
+from .generator import levels
 
 
 class D_Block(nn.Module):  # noqa: N801  (official class name)
@@ -33,20 +34,21 @@ class D_Block(nn.Module):  # noqa: N801  (official class name)
 
 
 class NetD(nn.Module):
-    """Image feature extractor [B,3,256,256] -> [B, 8ndf, 4, 4]."""
+    """Image feature extractor [B,3,imsize,imsize] -> [B, 8ndf, 4, 4]; a smaller ``imsize`` than the official 256
+    keeps the first log2(imsize) - 2 blocks of the same channel plan with the last one widened to 8 ndf."""
 
-    def __init__(self, ndf: int) -> None:
+    def __init__(self, ndf: int, imsize: int = 256) -> None:
         super().__init__()
-        self.block0 = D_Block(3, ndf, 4, 2, 1, bn=False)
-        self.block1 = D_Block(ndf, ndf * 2, 4, 2, 1)
-        self.block2 = D_Block(ndf * 2, ndf * 4, 4, 2, 1)
-        self.block3 = D_Block(ndf * 4, ndf * 8, 4, 2, 1)
-        self.block4 = D_Block(ndf * 8, ndf * 8, 4, 2, 1)
-        self.block5 = D_Block(ndf * 8, ndf * 8, 4, 2, 1)
+        self.levels = levels(imsize)
+        mult = [1, 2, 4, 8, 8, 8][:self.levels]
+        mult[-1] = 8
+        for k, out_mult in enumerate(mult):
+            in_ch = 3 if k == 0 else ndf * mult[k - 1]
+            setattr(self, f"block{k}", D_Block(in_ch, ndf * out_mult, 4, 2, 1, bn=k > 0))
 
     def forward(self, out: torch.Tensor) -> torch.Tensor:
         h = out
-        for k in range(6):
+        for k in range(self.levels):
             h = getattr(self, f"block{k}")(h)
         return h
 

@@ -19,6 +19,13 @@ from .cwp import CWP
 from .dcblock import DCBlock
 
 
+def levels(imsize: int) -> int:
+    """Number of U-Net levels that take ``imsize`` down to 4 x 4 (6 at the official 256 px)."""
+    if imsize not in (32, 64, 128, 256):
+        raise ValueError(f"imsize must be 32, 64, 128 or 256, got {imsize}")
+    return imsize.bit_length() - 3
+
+
 class DEBlock(nn.Module):
     """Dual-branch decoder block: ``w * h_m + (1 - w) * h_s + skip``.
 
@@ -56,17 +63,20 @@ class DEBlock(nn.Module):
 
 
 class NetG(nn.Module):
-    """U-Net editor ``NetG(ngf, nz)``: (source image [B,3,256,256] in [-1,1], sentence [B,256]) -> edited image.
+    """U-Net editor ``NetG(ngf, nz, imsize)``: (source [B,3,imsize,imsize] in [-1,1], sentence [B,256]) -> edit.
 
-    ``nz`` is accepted for signature parity and unused (the official NetG takes no noise). Input must be 256 px.
+    ``nz`` is accepted for signature parity and unused (the official NetG takes no noise). At 256 px (the official,
+    only size) there are six levels; a smaller ``imsize`` keeps the first log2(imsize) - 2 downs and the last as many
+    ups of the same channel plan, so the bottleneck is still 8 ngf x 4 x 4 (CWP's input).
     """
 
-    def __init__(self, ngf: int = 64, nz: int = 100) -> None:
+    def __init__(self, ngf: int = 64, nz: int = 100, imsize: int = 256) -> None:
         super().__init__()
         self.ngf = ngf
+        self.levels = levels(imsize)
         self.ext = nn.Conv2d(3, ngf, 3, 1, 1)
-        down = [(1, 2), (2, 4), (4, 8), (8, 8), (8, 8), (8, 8)]
-        up = [(8, 8), (8, 8), (8, 8), (8, 4), (4, 2), (2, 1)]
+        down = [(1, 2), (2, 4), (4, 8), (8, 8), (8, 8), (8, 8)][:self.levels]
+        up = [(8, 8), (8, 8), (8, 8), (8, 4), (4, 2), (2, 1)][6 - self.levels:]
         for k, (i, o) in enumerate(down, start=1):
             setattr(self, f"down{k}", UNetDown(ngf * i, ngf * o))
         for k, (i, o) in enumerate(up, start=1):
@@ -83,16 +93,17 @@ class NetG(nn.Module):
     def forward(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = self.ext(img)
         skips = []
-        for k in range(1, 7):
+        n = self.levels
+        for k in range(1, n + 1):
             h, s = getattr(self, f"down{k}")(h)
-            skips.append(s)  # s1 = ext output, s2..s6 = d1..d5
-        d6 = h
-        masks, m = [], d6
-        for k in range(1, 7):
-            m = getattr(self, f"yp{k}")(m, skips[6 - k])
+            skips.append(s)  # s1 = ext output, s2..s6 = d1..d5 (at 256 px)
+        bottleneck = h
+        masks, m = [], bottleneck
+        for k in range(1, n + 1):
+            m = getattr(self, f"yp{k}")(m, skips[n - k])
             masks.append(m)
-        ti = self.cwp(d6, c)
-        u = d6
-        for k in range(1, 7):
-            u = getattr(self, f"up{k}")(u, skips[6 - k], masks[k - 1], c, ti)
+        ti = self.cwp(bottleneck, c)
+        u = bottleneck
+        for k in range(1, n + 1):
+            u = getattr(self, f"up{k}")(u, skips[n - k], masks[k - 1], c, ti)
         return self.conv_img(u)
