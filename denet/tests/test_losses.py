@@ -71,3 +71,19 @@ def test_generator_loss_terms_and_zero_weights():
     assert g.l1.item() == pytest.approx((1.0 + 0.0 + 0.0 + 1.0) / 4)
     assert g.damsm.item() == 0.0  # skipped: no image encoder was even needed
     assert g.total.item() == pytest.approx(g.adv.item() + 3.0 * 0.5)
+    assert g.rec.item() == 0.0
+
+
+def test_reconstruction_term_compares_the_own_caption_edit_with_the_source():
+    c = _Linear(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0]))
+    edited = torch.tensor([[2.0, 0.0], [-0.5, 0.0]])
+    source = torch.tensor([[1.0, 0.0], [-0.5, 1.0]])
+    recon = torch.tensor([[1.0, 0.5], [0.5, 1.0]])
+    sent = torch.zeros(2, 2)
+    g = generator_loss(nn.Identity(), c, None, edited, source, None, sent, None, None, damsm_w=0.0, l1_w=0.0,
+                       recon=recon, rec_w=4.0)
+    assert g.rec.item() == pytest.approx((0.0 + 0.5 + 1.0 + 0.0) / 4)
+    assert g.l1.item() == 0.0
+    assert g.total.item() == pytest.approx(-(2.0 - 0.5) / 2 + 4.0 * 0.375)
+    with pytest.raises(ValueError, match="recon"):
+        generator_loss(nn.Identity(), c, None, edited, source, None, sent, None, None, 0.0, 0.0, rec_w=1.0)

@@ -20,7 +20,7 @@ def _weights(run_dir):
 
 
 def test_step_returns_finite_loss_parts_and_moves_the_generator(assets, tmp_path):
-    config = tiny_config(assets, tmp_path, device="cpu", damsm_w=5.0, l1_w=1.0)  # the paper configs' G terms
+    config = tiny_config(assets, tmp_path, device="cpu", imsize=256, damsm_w=5.0, l1_w=1.0, rec_w=10.0)  # paper cfg
     trainer = Trainer(config, Dist(0, 1, torch.device("cpu")))
     trainer.train_mode()
     before = {k: v.clone() for k, v in trainer.nets.netG.state_dict().items()}
@@ -28,9 +28,10 @@ def test_step_returns_finite_loss_parts_and_moves_the_generator(assets, tmp_path
     tokens = torch.randint(1, 20, (4, 18))
     lengths = torch.tensor([18, 12, 7, 3])
     losses = trainer.step(images, tokens, lengths, torch.tensor([1, 1, 2, 3]))
-    assert set(losses) == {"d_total", "d_real", "d_mis", "d_fake", "d_gp", "g_total", "g_adv", "g_damsm", "g_l1"}
+    assert set(losses) == {"d_total", "d_real", "d_mis", "d_fake", "d_gp", "g_total", "g_adv", "g_damsm", "g_l1",
+                            "g_rec"}
     assert all(math.isfinite(v) for v in losses.values())
-    assert losses["g_damsm"] > 0 and losses["g_l1"] > 0
+    assert losses["g_damsm"] > 0 and losses["g_l1"] > 0 and losses["g_rec"] > 0
     after = trainer.nets.netG.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
     # the frozen DAMSM encoders do not move

@@ -6,7 +6,9 @@ Discriminator (DF-GAN, ``tobran/DF-GAN:code/lib/modules.py``; Tao et al. 2022, E
 MA-GP = k * mean(||(grad_x C(D(x), s), grad_s C(D(x), s))||_2 ^ p) on the real pairs (k 2, p 6).
 Generator: -C(D(edited), target text) + ``damsm_w`` * DAMSM(edited, target text) (AttnGAN Eq. 14: word + sentence
 terms, both directions) + ``l1_w`` * L1(edited, source) (a content term as ManiGAN's, in pixels instead of VGG
-features: it keeps what the text does not ask to change).
+features) + ``rec_w`` * L1(G(source, own caption), source) (the reconstruction term of TAGAN, Nam et al. 2018:
+edited with its own caption, the source must come back, which teaches the editor to keep what the text does not
+change without pinning the edit itself to the source).
 Mismatched pairs roll the batch by one (DF-GAN's roll of the real features); the edit target of image i is the
 caption of image i+1 (the same roll), so no extra encoding is needed.
 """
@@ -56,6 +58,7 @@ class GLoss:
     adv: torch.Tensor
     damsm: torch.Tensor
     l1: torch.Tensor
+    rec: torch.Tensor
 
 
 def discriminator_loss(D, C, images: torch.Tensor, sent: torch.Tensor, edited: torch.Tensor,  # noqa: N803
@@ -85,12 +88,16 @@ def damsm_loss(image_encoder, edited: torch.Tensor, words: torch.Tensor, sent: t
 
 def generator_loss(D, C, image_encoder, edited: torch.Tensor, source: torch.Tensor,  # noqa: N803
                    target_words: torch.Tensor, target_sent: torch.Tensor, target_lengths: torch.Tensor,
-                   target_class_ids: torch.Tensor | None, damsm_w: float, l1_w: float) -> GLoss:
-    """``-mean C(D(edited), target) + damsm_w * DAMSM + l1_w * mean |edited - source|``; a zero weight skips its
-    term (and its cost)."""
+                   target_class_ids: torch.Tensor | None, damsm_w: float, l1_w: float,
+                   recon: torch.Tensor | None = None, rec_w: float = 0.0) -> GLoss:
+    """``-mean C(D(edited), target) + damsm_w * DAMSM + l1_w * mean |edited - source| + rec_w * mean |recon -
+    source|`` (``recon``: the source edited with its own caption); a zero weight skips its term (and its cost)."""
     adv = -C(D(edited), target_sent).mean()
     zero = adv.new_zeros(())
     dam = (damsm_loss(image_encoder, edited, target_words, target_sent, target_lengths, target_class_ids)
            if damsm_w else zero)
     l1 = F.l1_loss(edited.float(), source.float()) if l1_w else zero
-    return GLoss(adv + damsm_w * dam + l1_w * l1, adv, dam, l1)
+    if rec_w and recon is None:
+        raise ValueError("rec_w > 0 needs recon, the source edited with its own caption")
+    rec = F.l1_loss(recon.float(), source.float()) if rec_w else zero
+    return GLoss(adv + damsm_w * dam + l1_w * l1 + rec_w * rec, adv, dam, l1, rec)

@@ -13,7 +13,7 @@ __all__ = ["plot_losses", "read_metrics", "write_report"]
 
 def plot_losses(run_dir: Path, label: str = "") -> Path:
     """``losses.png``: per-epoch D and G loss parts, and MP / FID at the test epochs."""
-    return galip_report.plot_losses(run_dir, label, g_keys=("g_total", "g_adv", "g_damsm", "g_l1"),
+    return galip_report.plot_losses(run_dir, label, g_keys=("g_total", "g_adv", "g_damsm", "g_l1", "g_rec"),
                                     evals=(("mp", "MP"), ("fid", "FID")))
 
 

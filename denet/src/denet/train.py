@@ -1,10 +1,11 @@
 """DE-Net training (``tobran/DE-Net:code/src/train.py``; the step itself is this reproduction's, see ``losses``).
 
 Per batch: encode the captions with the frozen DAMSM text encoder; the edit target of image i is the caption of
-image i+1; one G forward gives the edited images; one D step (Adam on NetD + NetC), then one G step on the same
-edited images. Optional CUDA AMP with one GradScaler per net (GALIP's scheme; official DE-Net has none),
-``torchrun`` + DDP, atomic checkpoints in the official ``state_epoch`` layout (``model``/``optimizers``/``epoch``)
-plus scalers, RNG states and the config, and an exact resume.
+image i+1; one G forward gives the edited images (and, when ``rec_w`` > 0, in the same batched forward the
+sources edited with their own captions, for the reconstruction term); one D step (Adam on NetD + NetC), then one G
+step on the same edited images. Optional CUDA AMP with one GradScaler per net (GALIP's scheme; official DE-Net has
+none), ``torchrun`` + DDP, atomic checkpoints in the official ``state_epoch`` layout
+(``model``/``optimizers``/``epoch``) plus scalers, RNG states and the config, and an exact resume.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def load_encoders(config: DENetConfig, device: torch.device, vocab_size: int | N
 def build_nets(config: DENetConfig, device: torch.device, vocab_size: int | None = None) -> Nets:
     """``NetG(nf, z_dim)``, ``NetD(nf)``, ``NetC(nf)`` (official ``prepare_models``) and the frozen DAMSM."""
     text_encoder, image_encoder = load_encoders(config, device, vocab_size)
-    return Nets(NetG(config.nf).to(device), NetD(config.nf).to(device), NetC(config.nf).to(device), text_encoder,
-                image_encoder)
+    netG = NetG(config.nf, imsize=config.imsize).to(device)  # noqa: N806
+    netD = NetD(config.nf, config.imsize).to(device)  # noqa: N806
+    return Nets(netG, netD, NetC(config.nf).to(device), text_encoder, image_encoder)
 
 
 @torch.no_grad()
@@ -83,18 +85,21 @@ class Trainer(GANTrainer):
         t_words, t_sent, t_len = roll(words), roll(sent), roll(lengths)
         t_cls = None if classes is None else roll(classes).to(dev)
         with self._autocast():
-            edited = self.G(images, t_sent)
+            if cfg.rec_w:
+                edited, recon = self.G(torch.cat((images, images)), torch.cat((t_sent, sent))).chunk(2)
+            else:
+                edited, recon = self.G(images, t_sent), None
             scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else None
             d = discriminator_loss(self.D, self.C, images.clone(), sent.clone(), edited, t_sent, cfg.gp_k, cfg.gp_p,
                                    scale)
         self._scaled_step(d.total, self.opt_D, self.scaler_D)
         with self._autocast():
             g = generator_loss(self.D, self.C, self.nets.image_encoder, edited, images, t_words, t_sent, t_len, t_cls,
-                               cfg.damsm_w, cfg.l1_w)
+                               cfg.damsm_w, cfg.l1_w, recon, cfg.rec_w)
         self._scaled_step(g.total, self.opt_G, self.scaler_G)
         return {"d_total": d.total.item(), "d_real": d.real.item(), "d_mis": d.mis.item(), "d_fake": d.fake.item(),
                 "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_damsm": g.damsm.item(),
-                "g_l1": g.l1.item()}
+                "g_l1": g.l1.item(), "g_rec": g.rec.item()}
 
     def _load_models(self, models: dict, path: Path) -> None:
         for name in ("netG", "netD", "netC"):
@@ -137,7 +142,7 @@ def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
 
 
 def _epoch_line(record: dict, label: str) -> str:
-    msg = loss_line(record, ("damsm", "l1"))
+    msg = loss_line(record, ("damsm", "l1", "rec"))
     if "eval" in record:
         ev = record["eval"]
         msg += (f" | MP {ev['mp']:.4f} (sim {ev['sim']:.4f}, diff {ev['diff']:.4f}) FID {ev['fid']:.2f} "
