@@ -72,7 +72,8 @@ def test_discriminator_and_joint_head_shapes():
         assert NetC(4)(small(x[:1]), s[:1]).shape == (1, 1, 1, 1)
 
 
-@pytest.mark.parametrize(("imsize", "levels", "up_channels"), [(64, 4, [32, 16, 8, 4]), (128, 5, [32, 32, 16, 8, 4])])
+@pytest.mark.parametrize(("imsize", "levels", "up_channels"),
+                         [(32, 3, [16, 8, 4]), (64, 4, [32, 16, 8, 4]), (128, 5, [32, 32, 16, 8, 4])])
 def test_smaller_imsize_drops_levels_and_keeps_the_4x4_bottleneck(imsize, levels, up_channels):
     torch.manual_seed(0)
     g, d = NetG(4, imsize=imsize).eval(), NetD(4, imsize).eval()
