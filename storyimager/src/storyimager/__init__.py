@@ -1,4 +1,5 @@
-"""StoryImager: coherent story visualization and completion (ECCV 2024). Not implemented yet (skeleton)."""
+"""StoryImager (ECCV 2024, arXiv 2404.05979): storyboard diffusion for story visualization, continuation and
+completion; the first public implementation (the official repository has no code)."""
 
-__version__ = "0.0.1"
-IMPLEMENTED = False
+__version__ = "0.1.0"
+IMPLEMENTED = True

@@ -1,0 +1,172 @@
+"""The pretrained latent diffusion backbone: a Stable Diffusion 1.5 folder in the diffusers layout, read from disk.
+
+``load_backbone`` reads ``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/`` and ``scheduler/`` with
+``from_pretrained(local_files_only=True)``; a missing part is a one-line error naming the file and where the
+weights come from. ``write_tiny_backbone`` writes a small *randomly initialised* model of the same architecture
+classes with ``save_pretrained`` (the embedded default and the tests load it through the same path).
+The surgery StoryImager needs on top: a wider ``conv_in`` whose new input channels start at zero
+(``widen_conv_in``), AR-LDM's character tokens (``add_characters``) and CLIP positions extended to AR-LDM's
+caption length (``extend_positions``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common.errors import DataFormatError, WeightsNotFoundError
+
+SD15_SOURCE = ("the diffusers folder of Stable Diffusion 1.5 "
+               "(huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5)")
+PARTS = {"unet": "config.json", "vae": "config.json", "text_encoder": "config.json", "tokenizer": None,
+         "scheduler": "scheduler_config.json"}
+
+
+@dataclass
+class Backbone:
+    unet: nn.Module
+    vae: nn.Module
+    text_encoder: nn.Module
+    tokenizer: object
+    scheduler_config: dict
+
+
+def _check_folder(root: Path) -> None:
+    if not root.is_dir():
+        raise WeightsNotFoundError("pretrained", root, SD15_SOURCE)
+    for part, config in PARTS.items():
+        need = root / part / config if config else root / part
+        if not need.exists():
+            raise DataFormatError(need, f"missing from the backbone folder; expected {SD15_SOURCE}")
+
+
+def load_backbone(root: str | Path) -> Backbone:
+    """Read the diffusers folder ``root`` (offline)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    root = Path(root)
+    _check_folder(root)
+    try:
+        unet = UNet2DConditionModel.from_pretrained(root / "unet", local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(root / "vae", local_files_only=True)
+        text = CLIPTextModel.from_pretrained(root / "text_encoder", local_files_only=True)
+        tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer", local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise DataFormatError(root, f"not a readable diffusers backbone ({' '.join(str(err).split())[:200]})") from None
+    scheduler_config = json.loads((root / "scheduler" / PARTS["scheduler"]).read_text())
+    return Backbone(unet, vae, text, tokenizer, scheduler_config)
+
+
+def _tiny_tokenizer_files(out: Path, words: list[str]) -> None:
+    """A CLIP BPE vocabulary of the letters, digits and punctuation (any lowercase text tokenizes) plus one
+    token per word of ``words`` (merges built left to right)."""
+    out.mkdir(parents=True, exist_ok=True)
+    symbols = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
+    vocab: dict[str, int] = {}
+    for s in symbols + [s + "</w>" for s in symbols]:
+        vocab.setdefault(s, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for word in sorted(set(words)):
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            pair = (parts[0], parts[1])
+            if pair not in merges:
+                merges.append(pair)
+            parts = [parts[0] + parts[1]] + parts[2:]
+            vocab.setdefault(parts[0], len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+
+
+def write_tiny_backbone(out: str | Path, words: list[str], seed: int = 0, width: int = 32) -> Path:
+    """A RANDOMLY INITIALISED Stable-Diffusion-shaped backbone in the diffusers layout (2 UNet levels, VAE with
+    downsampling factor 2, 2-layer CLIP text encoder of width ``width``), written with ``save_pretrained``."""
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    out = Path(out)
+    torch.manual_seed(seed)
+    tok_dir = out / "tokenizer"
+    _tiny_tokenizer_files(tok_dir / "files", words)
+    tokenizer = CLIPTokenizer(str(tok_dir / "files" / "vocab.json"), str(tok_dir / "files" / "merges.txt"))
+    tokenizer.save_pretrained(tok_dir)
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(width, 2 * width),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=width, attention_head_dim=8, norm_num_groups=8)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(width, 2 * width),
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        norm_num_groups=8, sample_size=32)
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=width, intermediate_size=4 * width, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    scheduler = PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,  # SD 1.5's file
+                              beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True,
+                              steps_offset=1)
+    unet.save_pretrained(out / "unet")
+    vae.save_pretrained(out / "vae")
+    text.save_pretrained(out / "text_encoder")
+    scheduler.save_pretrained(out / "scheduler")
+    (out / "RANDOM_WEIGHTS.txt").write_text("Randomly initialised stand-in backbone (not Stable Diffusion).\n")
+    return out
+
+
+def widen_conv_in(unet: nn.Module, in_channels: int) -> None:
+    """Replace ``conv_in`` by one with ``in_channels`` inputs: the pretrained 4 channels keep their weights, the new
+    ones start at zero, so the output is unchanged at initialisation."""
+    old = unet.conv_in
+    if in_channels < old.in_channels:
+        raise ValueError(f"cannot narrow conv_in from {old.in_channels} to {in_channels} channels")
+    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_channels] = old.weight
+        new.bias.copy_(old.bias)
+    unet.conv_in = new
+    unet.register_to_config(in_channels=in_channels)
+
+
+def add_characters(tokenizer, text_encoder: nn.Module, names: list[str]) -> list[int]:
+    """AR-LDM's character tokens: each name becomes one new token (embedding initialised by transformers'
+    resizing); returns the ids of the names that were new."""
+    before = len(tokenizer)
+    tokenizer.add_tokens(list(names))
+    text_encoder.resize_token_embeddings(len(tokenizer))
+    return list(range(before, len(tokenizer)))
+
+
+def extend_positions(text_encoder: nn.Module, length: int) -> int:
+    """Grow CLIP's position table to ``length`` (AR-LDM: 85 / 91); new rows start as copies of the last one.
+    Returns the number of new rows."""
+    emb = text_encoder.get_input_embeddings().weight
+    table = text_encoder.embeddings.position_embedding if hasattr(text_encoder, "embeddings") else None
+    if table is None:
+        raise ValueError("text encoder has no CLIP position embedding table")
+    old = table.num_embeddings
+    if length <= old:
+        return 0
+    new = nn.Embedding(length, table.embedding_dim, device=emb.device, dtype=emb.dtype)
+    with torch.no_grad():
+        new.weight[:old] = table.weight
+        new.weight[old:] = table.weight[-1]
+    text_encoder.embeddings.position_embedding = new
+    text_encoder.embeddings.register_buffer("position_ids", torch.arange(length, device=emb.device)[None],
+                                            persistent=False)
+    text_encoder.config.max_position_embeddings = length
+    return length - old
+
+
+def synthetic_words() -> list[str]:
+    """Every word of the ``common.synthetic.story`` captions (the tiny tokenizer's whole-word tokens)."""
+    from common.synthetic.story import ACTIONS, BACKGROUNDS
+
+    text = " ".join([*ACTIONS, *BACKGROUNDS, "and the a"])
+    return sorted(set(text.split()))

@@ -1,0 +1,97 @@
+"""Training: learning on synthetic stories, exact resume, determinism; the CLI's outputs and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from storyimager.cli import main
+from storyimager.train import load_trained, train
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "model.pt", weights_only=False)["model"]
+
+
+def test_fine_tuning_lowers_the_loss(config):
+    """The smoke recipe on 16-px synthetic stories: the masked loss of the last steps is well below the first."""
+    run = train(config(epochs=8, batch_size=8, log_every=4, run_name="learn"))
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) >= 10
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"], rows
+    assert (run / "loss.png").is_file()
+
+
+def test_resume_continues_exactly_and_runs_are_deterministic(config):
+    straight = train(config(epochs=2, run_name="straight"))
+    again = train(config(epochs=2, run_name="again"))
+    first = train(config(epochs=1, run_name="resumed"))
+    resumed = train(config(epochs=2, run_name="resumed"), resume=True)
+    a, b, c = _weights(straight), _weights(again), _weights(resumed)
+    assert a.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert first == resumed
+
+
+def test_lora_run_saves_only_the_fine_tuned_weights_and_reloads(config):
+    run = train(config(finetune="lora", lora_rank=4, run_name="lora"))
+    state = _weights(run)
+    assert any("lora_A" in k for k in state) and not any(k.startswith("vae.") for k in state)
+    assert not any(k.endswith("to_k.base_layer.weight") for k in state)
+    model = load_trained(run / "model.pt", "cpu")
+    assert all(torch.equal(dict(model.named_parameters())[k], v) for k, v in state.items())
+
+
+def test_sample_cli_writes_storyboards_in_all_modes(config, tmp_path):
+    run = train(config(run_name="cli"))
+    story = tmp_path / "story.txt"
+    story.write_text("\n".join(["pororo is jumping in the park."] * 5))
+    frames = tmp_path / "given"
+    frames.mkdir()
+    for k in (1, 3):
+        Image.new("RGB", (20, 20), (200, 30, 30)).save(frames / f"{k}.png")
+    for mode, extra in (("visualize", []), ("continue", ["--frames", str(frames)]),
+                        ("complete", ["--frames", str(frames), "--given", "1", "3"])):
+        out = tmp_path / f"{mode}.png"
+        assert main(["sample", "--checkpoint", str(run / "model.pt"), "--mode", mode, "--captions", str(story),
+                     "--out", str(out), "--steps", "2", *extra]) == 0
+        assert Image.open(out).size[0] > 5 * 16
+
+
+@pytest.mark.parametrize("problem", ["no_backbone", "short_story", "corrupt_frame", "missing_frame", "bad_key"])
+def test_bad_input_is_one_line(config, tmp_path, problem, backbone):
+    run = train(config(run_name="errs", epochs=1)) if problem != "bad_key" else None
+    story = tmp_path / "story.txt"
+    story.write_text("\n".join(["a caption"] * (3 if problem == "short_story" else 5)))
+    frames = tmp_path / "given"
+    frames.mkdir()
+    (frames / "1.png").write_bytes(b"not a png" if problem == "corrupt_frame" else b"")
+    if problem != "corrupt_frame":
+        Image.new("RGB", (16, 16)).save(frames / "1.png")
+    if problem == "bad_key":
+        cfg = tmp_path / "bad.yaml"
+        cfg.write_text("dataset: smoke\nlearning_rate: 0.1\n")
+        args = ["train", "--config", str(cfg)]
+    elif problem == "no_backbone":
+        args = ["train", "--config", str(run.parent.parent.parent.parent / "missing.yaml")]
+        cfg = tmp_path / "nobackbone.yaml"
+        cfg.write_text(f"pretrained: {tmp_path / 'nowhere'}\ndevice: cpu\n")
+        args = ["train", "--config", str(cfg)]
+    else:
+        args = ["sample", "--checkpoint", str(run / "model.pt"), "--captions", str(story), "--steps", "1",
+                "--mode", "complete" if problem == "missing_frame" else "continue", "--frames", str(frames),
+                "--out", str(tmp_path / "x.png")]
+        if problem == "missing_frame":
+            args += ["--given", "2"]
+    proc = subprocess.run([sys.executable, "-m", "storyimager.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("storyimager: error:") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    expected = {"no_backbone": "nowhere", "short_story": "story.txt", "corrupt_frame": "1.png",
+                "missing_frame": "2.png", "bad_key": "learning_rate"}[problem]
+    assert expected in lines[-1]
