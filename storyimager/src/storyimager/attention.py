@@ -1,17 +1,18 @@
 """Frame-Story Cross Attention (FSCA), the processor of every UNet cross-attention (``attn2``) (spec A2).
 
-The cross attention is decomposed into two branches that share the layer's queries:
+The paper's figure (FS-CAM): one frozen cross-attention with two LoRA branches whose outputs are summed.
 
-- frame branch (local fidelity): the tokens of frame k attend only to caption k, through the layer's own
-  (pretrained, LoRA-adapted) ``to_k``/``to_v``; computed as one batched attention over B*K frames, so at
-  initialisation it is exactly the pretrained model run per frame with its own prompt;
-- story branch (global coherence): every canvas token attends to the story tokens S of the Contextual Feature
-  Extractor through new projections ``story_k``/``story_v`` (initialised as copies of ``to_k``/``to_v``).
+- frame branch (local fidelity): the tokens of frame k attend only to caption k's word states, through the
+  layer's projections with their "LoRA Frame" adapters (peft's LoRA on ``to_q/to_k/to_v/to_out``); computed as
+  one batched attention over B*K frames, so at initialisation it is exactly the pretrained model run per frame
+  with its own prompt;
+- story branch (global coherence): every canvas token attends to all captions' word states followed by the
+  global context tokens of the Contextual Feature Extractor, through the frozen ``to_k``/``to_v`` plus this
+  processor's own low-rank "LoRA Story" deltas (up-projections start at zero).
 
-O = O_frame + gamma * O_story, then the layer's ``to_out``; gamma is a learnable scalar per layer, initialised
-to 0 so the fine-tuning starts from the pretrained behaviour (our choice: the paper's figure shows the two
-branches summed; how it keeps the pretrained output at the start is not readable here).
-The encoder states the UNet passes in are [B, K*L + P, d]: the K captions' tokens, then the P story tokens.
+O = O_frame + gamma * O_story, then the layer's ``to_out``. gamma (a learnable scalar per layer, 0 at the start)
+is our addition so that fine-tuning starts from the pretrained behaviour; the figure shows a plain sum.
+The encoder states the UNet passes in are [B, K*L + P, d]: the K captions' tokens, then the P context tokens.
 """
 
 from __future__ import annotations
@@ -33,16 +34,28 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(b, n, h * d)
 
 
+class LowRank(nn.Module):
+    """x -> up(down(x)) of rank r; ``up`` starts at zero (LoRA's initialisation, alpha = r)."""
+
+    def __init__(self, d_in: int, d_out: int, rank: int):
+        super().__init__()
+        self.down = nn.Linear(d_in, rank, bias=False)
+        self.up = nn.Linear(rank, d_out, bias=False)
+        nn.init.normal_(self.down.weight, std=1.0 / rank)
+        nn.init.zeros_(self.up.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
 class FrameStoryAttnProcessor(nn.Module):
     """Processor for one ``attn2``: frame branch + gamma * story branch (see module docstring)."""
 
-    def __init__(self, attn: nn.Module, layout: StoryLayout):
+    def __init__(self, attn: nn.Module, layout: StoryLayout, rank: int = 16):
         super().__init__()
         self.layout = layout
-        self.story_k = nn.Linear(attn.to_k.in_features, attn.to_k.out_features, bias=attn.to_k.bias is not None)
-        self.story_v = nn.Linear(attn.to_v.in_features, attn.to_v.out_features, bias=attn.to_v.bias is not None)
-        self.story_k.load_state_dict(_base(attn.to_k).state_dict())
-        self.story_v.load_state_dict(_base(attn.to_v).state_dict())
+        self.story_k = LowRank(attn.to_k.in_features, attn.to_k.out_features, rank)
+        self.story_v = LowRank(attn.to_v.in_features, attn.to_v.out_features, rank)
         self.gamma = nn.Parameter(torch.zeros(()))
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
@@ -54,17 +67,19 @@ class FrameStoryAttnProcessor(nn.Module):
         if encoder_hidden_states.shape[1] <= n_text:
             raise ValueError(f"encoder states hold {encoder_hidden_states.shape[1]} tokens; expected "
                              f"{lay.frames} captions x {lay.text_len} tokens followed by the story tokens")
-        captions = encoder_hidden_states[:, :n_text].reshape(b * lay.frames, lay.text_len, -1)
-        story = encoder_hidden_states[:, n_text:]
+        story = encoder_hidden_states
         if attn.norm_cross:
-            captions, story = attn.norm_encoder_hidden_states(captions), attn.norm_encoder_hidden_states(story)
+            story = attn.norm_encoder_hidden_states(story)
+        captions = story[:, :n_text].reshape(b * lay.frames, lay.text_len, -1)
         q = attn.to_q(hidden_states)
         qf = _heads(lay.to_frames(q), attn.heads)
         frame = F.scaled_dot_product_attention(qf, _heads(attn.to_k(captions), attn.heads),
                                                _heads(attn.to_v(captions), attn.heads))
         out = lay.from_frames(_merge(frame))
-        story_out = F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(self.story_k(story), attn.heads),
-                                                   _heads(self.story_v(story), attn.heads))
+        k_story = _base(attn.to_k)(story) + self.story_k(story)
+        v_story = _base(attn.to_v)(story) + self.story_v(story)
+        story_out = F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(k_story, attn.heads),
+                                                   _heads(v_story, attn.heads))
         out = out + self.gamma * _merge(story_out)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
@@ -73,11 +88,11 @@ class FrameStoryAttnProcessor(nn.Module):
 
 
 def _base(linear: nn.Module) -> nn.Linear:
-    """The plain Linear under a peft LoRA wrapper (or the Linear itself)."""
+    """The plain (frozen) Linear under a peft LoRA wrapper, or the Linear itself (``finetune: full``)."""
     return getattr(linear, "base_layer", linear)
 
 
-def install(unet: nn.Module, layout: StoryLayout) -> list[FrameStoryAttnProcessor]:
+def install(unet: nn.Module, layout: StoryLayout, rank: int) -> list[FrameStoryAttnProcessor]:
     """Give every cross-attention layer of ``unet`` its own FSCA processor (self-attention keeps the stock one);
     returns the new processors."""
     procs = {}
@@ -86,7 +101,7 @@ def install(unet: nn.Module, layout: StoryLayout) -> list[FrameStoryAttnProcesso
     for name in unet.attn_processors:
         attn = attentions[name.removesuffix(".processor")]
         if name.endswith("attn2.processor"):
-            procs[name] = FrameStoryAttnProcessor(attn, layout)
+            procs[name] = FrameStoryAttnProcessor(attn, layout, rank)
             made.append(procs[name])
         else:
             procs[name] = attn.processor

@@ -69,6 +69,7 @@ class StoryImagerConfig:
     eval_stories: int | None = None  # None: the whole test split
     eval_mode: str = "visualize"
     fid_weights: str = "weights/pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid Inception (arldm64 protocol)
+    fid_protocols: list[str] = field(default_factory=lambda: ["arldm64", "pytorch-fid"])  # 64 px, full size
     classifier: str | None = None  # a checkpoint of `storyimager train-classifier`; None: no Char-F1 / Frm-Acc
     classifier_weights: str = "weights/inception_v3_google-0cc3c7bd.pth"  # ImageNet init of the classifier
     classifier_size: int = 299  # StoryViz: Resize(299) + CenterCrop(299)
@@ -94,6 +95,8 @@ class StoryImagerConfig:
             bad(f"mask_probs needs 3 non-negative weights (visualize, continue, complete), got {self.mask_probs}")
         if self.eval_mode not in ("visualize", "continue"):
             bad(f"eval_mode must be visualize or continue, got {self.eval_mode!r}")
+        if not self.fid_protocols or set(self.fid_protocols) - {"arldm64", "pytorch-fid"}:
+            bad(f"fid_protocols must list arldm64 and/or pytorch-fid, got {self.fid_protocols}")
         if self.frames < 2 or self.resolution < 8:
             bad(f"need frames >= 2 and resolution >= 8, got {self.frames} and {self.resolution}")
         return self

@@ -4,7 +4,9 @@ For each test story (crops drawn with the config's seed, so the reference frames
 generates the story in ``eval_mode`` (visualize: 5 target frames; continue: frame 1 given, frames 2-5 scored,
 as AR-LDM). FID ``arldm64``: real crops and generated frames resized to 64x64 (PIL bilinear), pytorch-fid
 Inception pool3; FID ``full``: the same network on the frames as they are (it resizes to 299). Char-F1 (micro)
-and Frm-Acc: the ``train-classifier`` checkpoint on the generated frames against the stories' labels.
+and Frm-Acc: the ``train-classifier`` checkpoint on the generated frames against the stories' labels (also
+reported for the real frames, the classifier's ceiling). FSD (``fsd_weights`` given): ``common.metrics.fsd`` on
+the scored frames of each story as one clip.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from common.metrics.fid import FIDFeatureExtractor, fid_from_features, statistics
+from common.metrics.fid import FIDFeatureExtractor, fid_from_features, frechet_distance, statistics
+from common.metrics.fsd import load_r2plus1d, story_features
 from common.metrics.story import character_f1, frame_accuracy
 
 from .classifier import load_classifier, predict
@@ -62,7 +65,8 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
                                                                                                 len(idx)))]
     fake_frames, real_frames = torch.cat(fake), torch.cat(real)
     results: dict = {"mode": mode, "stories": n, "frames": len(fake_frames)}
-    for protocol, name in (("arldm64", "fid_64"), ("pytorch-fid", "fid_full")):
+    for protocol in config.fid_protocols:
+        name = {"arldm64": "fid_64", "pytorch-fid": "fid_full"}[protocol]
         net = FIDFeatureExtractor(config.fid_weights, protocol, model.device, key="fid_weights")
         ref = statistics(net(real_frames))
         results[name] = fid_from_features(net(_uint8(fake_frames)), ref)
@@ -72,6 +76,13 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
         results.update(char_f1=character_f1(pred, target), frame_acc=frame_accuracy(pred, target))
         real_pred = predict(clf, torch.cat([data[i]["images"][scored] for i in range(n)]), size)
         results.update(real_char_f1=character_f1(real_pred, target), real_frame_acc=frame_accuracy(real_pred, target))
+    if config.fsd_weights:
+        net = load_r2plus1d(config.fsd_weights).to(model.device)
+        per_story = fake_frames.shape[0] // n
+        real_st = real_frames.view(n, per_story, *real_frames.shape[1:])
+        fake_st = _uint8(fake_frames).view(n, per_story, *fake_frames.shape[1:])
+        results["fsd"] = frechet_distance(*statistics(story_features(net, real_st)),
+                                          *statistics(story_features(net, fake_st)))
     results["labels"] = label(config)
     storyboard_rows = [np.asarray(storyboard(r)) for r in rows]
     Image.fromarray(np.concatenate(storyboard_rows)).save(out_dir / "eval_samples.png")
@@ -86,7 +97,10 @@ def label(config) -> str:
 
 
 def report_line(results: dict) -> str:
-    parts = [f"FID@64 {results['fid_64']:.2f}", f"FID full {results['fid_full']:.2f}"]
+    parts = [f"{name} {results[key]:.4g}" for key, name in (("fid_64", "FID@64"), ("fid_full", "FID full"))
+             if key in results]
+    if "fsd" in results:
+        parts.append(f"FSD {results['fsd']:.4g}")
     if "char_f1" in results:
         parts += [f"Char-F1 {results['char_f1']:.3f} (real frames {results['real_char_f1']:.3f})",
                   f"Frm-Acc {results['frame_acc']:.3f} (real frames {results['real_frame_acc']:.3f})"]

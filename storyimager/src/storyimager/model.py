@@ -62,7 +62,7 @@ class StoryImager(nn.Module):
         new_tokens = add_characters(self.tokenizer, self.text_encoder, config.characters)
         new_positions = extend_positions(self.text_encoder, config.max_length)
         widen_conv_in(self.unet, 4 * INPUTS[config.mask_input] + 1)
-        self.fsca = install(self.unet, self.layout)
+        self.fsca = install(self.unet, self.layout, config.lora_rank)
         if config.finetune == "lora":
             from peft import LoraConfig
 

@@ -1,12 +1,12 @@
-"""``make reproduce-storyimager [DATA=file]``: the embedded default (synthetic stories, random tiny backbone) or a
+"""``make reproduce-storyimager [DATA=dir]``: the embedded default (synthetic stories, random tiny backbone) or a
 real dataset.
 
 Without ``--data`` it writes, once, into ``.cache/storyimager``: SYNTHETIC stories (``common.synthetic.story``,
-32-px frames, AR-LDM HDF5), a RANDOMLY INITIALISED tiny backbone of the SD classes, RANDOM Inception weights for
-FID and for the classifier's initialisation, and a character classifier trained on the synthetic frames; then it
-fine-tunes ``configs/smoke.yaml``, samples one test story in all three modes (PNG storyboards) and reports FID
-and Char-F1 / Frm-Acc, all labelled synthetic. With ``--data`` it runs ``configs/<name>.yaml`` (pororo,
-flintstones) on that folder with the weights the config names.
+32-px frames in AR-LDM's HDF5, trained at 16 px), a RANDOMLY INITIALISED tiny backbone of the SD classes, RANDOM
+weights for the FID Inception, the classifier's initialisation and the FSD R(2+1)D, and a character classifier
+trained on the synthetic frames; then it fine-tunes ``configs/smoke.yaml``, samples one test story in all three
+modes (PNG storyboards) and reports FID, FSD and Char-F1 / Frm-Acc, all labelled synthetic. With ``--data`` it
+runs ``configs/<name>.yaml`` (pororo, flintstones) on that folder with the weights the config names.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from common.metrics.fid import write_random_fid_weights, write_random_torchvision_inception_weights
+from common.metrics.fsd import write_random_r2plus1d_weights
 from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import story as synthetic_story
 
@@ -49,6 +50,8 @@ def prepare_embedded_default(config: StoryImagerConfig) -> None:
         write_tiny_backbone(config.pretrained, synthetic_words(), seed=config.seed)
     if not Path(config.fid_weights).is_file():
         write_random_fid_weights(config.fid_weights, seed=0)
+    if config.fsd_weights and not Path(config.fsd_weights).is_file():
+        write_random_r2plus1d_weights(config.fsd_weights, seed=0)
     if not Path(config.classifier_weights).is_file():
         write_random_torchvision_inception_weights(config.classifier_weights, seed=0)
     if config.classifier and not Path(config.classifier).is_file():
