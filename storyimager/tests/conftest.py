@@ -23,12 +23,21 @@ def stories(tmp_path_factory) -> Path:
     return synthetic_story.write(tmp_path_factory.mktemp("stories"), seed=0, n_episodes=24, size=16)
 
 
+def _config(backbone, stories, runs, **overrides):
+    values = dict(data=str(stories), pretrained=str(backbone), runs_dir=str(runs), run_name="r", epochs=1,
+                  batch_size=4, log_every=2, sample_steps=3)
+    values.update(overrides)
+    return load_config(CONFIGS / "smoke.yaml", **values)
+
+
 @pytest.fixture
 def config(backbone, stories, tmp_path):
-    def make(**overrides):
-        values = dict(data=str(stories), pretrained=str(backbone), runs_dir=str(tmp_path / "runs"), run_name="r",
-                      epochs=1, batch_size=4, log_every=2, sample_steps=3)
-        values.update(overrides)
-        return load_config(CONFIGS / "smoke.yaml", **values)
+    return lambda **overrides: _config(backbone, stories, tmp_path / "runs", **overrides)
 
-    return make
+
+@pytest.fixture(scope="session")
+def trained_run(backbone, stories, tmp_path_factory) -> Path:
+    """One epoch of the smoke recipe on the fixture stories (shared by the CLI tests)."""
+    from storyimager.train import train
+
+    return train(_config(backbone, stories, tmp_path_factory.mktemp("runs"), run_name="shared"))

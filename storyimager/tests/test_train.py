@@ -25,16 +25,33 @@ def test_fine_tuning_lowers_the_loss(config):
     assert (run / "loss.png").is_file()
 
 
-def test_resume_continues_exactly_and_runs_are_deterministic(config):
-    straight = train(config(epochs=2, run_name="straight"))
-    again = train(config(epochs=2, run_name="again"))
-    first = train(config(epochs=1, run_name="resumed"))
-    resumed = train(config(epochs=2, run_name="resumed"), resume=True)
+def test_resume_continues_exactly_and_runs_are_deterministic(config, monkeypatch):
+    straight = train(config(epochs=2, run_name="straight", save_every=5))
+    again = train(config(epochs=2, run_name="again", save_every=5))
+    # a run killed at step 8 of the first epoch (12 steps per epoch) resumes from its step-5 checkpoint
+    import storyimager.train as trainer
+
+    calls = {"n": 0}
+    real = trainer.sample_masks
+
+    def dies_at_step_8(*args):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    monkeypatch.setattr(trainer, "sample_masks", dies_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(epochs=2, run_name="resumed", save_every=5))
+    monkeypatch.setattr(trainer, "sample_masks", real)
+    assert torch.load(straight.parent / "resumed" / "checkpoints" / "last.pt", weights_only=False)["step"] == 5
+    resumed = train(config(epochs=2, run_name="resumed", save_every=5), resume=True)
     a, b, c = _weights(straight), _weights(again), _weights(resumed)
     assert a.keys() == c.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(torch.equal(a[k], c[k]) for k in a)
-    assert first == resumed
+    rows = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(2, 25, 2))  # nothing logged twice
 
 
 def test_lora_run_saves_only_the_fine_tuned_weights_and_reloads(config):
@@ -46,8 +63,8 @@ def test_lora_run_saves_only_the_fine_tuned_weights_and_reloads(config):
     assert all(torch.equal(dict(model.named_parameters())[k], v) for k, v in state.items())
 
 
-def test_sample_cli_writes_storyboards_in_all_modes(config, tmp_path):
-    run = train(config(run_name="cli"))
+def test_sample_cli_writes_storyboards_in_all_modes(trained_run, tmp_path):
+    run = trained_run
     story = tmp_path / "story.txt"
     story.write_text("\n".join(["pororo is jumping in the park."] * 5))
     frames = tmp_path / "given"
@@ -63,8 +80,8 @@ def test_sample_cli_writes_storyboards_in_all_modes(config, tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["no_backbone", "short_story", "corrupt_frame", "missing_frame", "bad_key"])
-def test_bad_input_is_one_line(config, tmp_path, problem, backbone):
-    run = train(config(run_name="errs", epochs=1)) if problem != "bad_key" else None
+def test_bad_input_is_one_line(trained_run, tmp_path, problem):
+    run = trained_run
     story = tmp_path / "story.txt"
     story.write_text("\n".join(["a caption"] * (3 if problem == "short_story" else 5)))
     frames = tmp_path / "given"
@@ -77,7 +94,6 @@ def test_bad_input_is_one_line(config, tmp_path, problem, backbone):
         cfg.write_text("dataset: smoke\nlearning_rate: 0.1\n")
         args = ["train", "--config", str(cfg)]
     elif problem == "no_backbone":
-        args = ["train", "--config", str(run.parent.parent.parent.parent / "missing.yaml")]
         cfg = tmp_path / "nobackbone.yaml"
         cfg.write_text(f"pretrained: {tmp_path / 'nowhere'}\ndevice: cpu\n")
         args = ["train", "--config", str(cfg)]

@@ -3,8 +3,8 @@
 Storyboard: ``sample_steps`` DDIM steps on the K-frame canvas (one UNet call per step on the CFG-doubled batch).
 Frame by frame: K separate samplings of a single frame (layout K = 1, the frame's own caption), as
 frame-by-frame story models generate (their history encoders not counted). Each variant runs in a fresh
-process so that its peak memory (CUDA: ``max_memory_allocated``; CPU: the growth of peak RSS over the loaded
-model) is its own. Also reports the training step time of one story. Random-weight numbers measure speed only.
+process so that its peak memory is its own: the growth over the loaded model of ``max_memory_allocated`` (CUDA) or
+of the peak RSS (CPU), over a warm-up run and the timed run. Also reports the training step time of one story. Random-weight numbers measure speed only.
 """
 
 from __future__ import annotations
@@ -50,16 +50,18 @@ def _run(config: StoryImagerConfig, variant: str, queue) -> None:
             loss = model(images, [captions], sample_masks(1, config.frames, (1, 1, 1), gen), step_generator(0, 0, 0))
             loss.backward()
 
-    once()  # warm-up (allocator, kernels)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    base = _rss_mib()
+        base = torch.cuda.memory_allocated() / 2**20
+    else:
+        base = _rss_mib()
+    once()  # warm-up (allocator, kernels); its memory counts, its time does not
     start = time.perf_counter()
     once()
     if device.type == "cuda":
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**20
+        peak = torch.cuda.max_memory_allocated() / 2**20 - base
     else:
         peak = _rss_mib() - base
     queue.put((time.perf_counter() - start, peak))

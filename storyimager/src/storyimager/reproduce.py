@@ -1,17 +1,19 @@
-"""``make reproduce-storyimager [DATA=dir]``: the embedded default (synthetic stories, random tiny backbone) or a
+"""``make reproduce-storyimager [DATA=dir]``: the embedded default (synthetic stories, tiny stand-in backbone) or a
 real dataset.
 
 Without ``--data`` it writes, once, into ``.cache/storyimager``: SYNTHETIC stories (``common.synthetic.story``,
-32-px frames in AR-LDM's HDF5, trained at 16 px), a RANDOMLY INITIALISED tiny backbone of the SD classes, RANDOM
-weights for the FID Inception, the classifier's initialisation and the FSD R(2+1)D, and a character classifier
-trained on the synthetic frames; then it fine-tunes ``configs/smoke.yaml``, samples one test story in all three
-modes (PNG storyboards) and reports FID, FSD and Char-F1 / Frm-Acc, all labelled synthetic. With ``--data`` it
-runs ``configs/<name>.yaml`` (pororo, flintstones) on that folder with the weights the config names.
+32-px frames in AR-LDM's HDF5, used at 16 px), a RANDOMLY INITIALISED tiny backbone of the SD classes whose VAE is
+then trained on the synthetic frames (``stand_in``), RANDOM weights for the FID Inception, the classifier's
+initialisation and the FSD R(2+1)D, and a character classifier trained on the synthetic frames; then it fine-tunes
+``configs/smoke.yaml``, samples one test story in all three modes (PNG storyboards) and reports FID, FSD and
+Char-F1 / Frm-Acc, all labelled synthetic. With ``--data`` it runs ``configs/<name>.yaml`` (pororo, flintstones)
+on that folder with the weights the config names.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -33,6 +35,7 @@ from .evaluate import evaluate, report_line
 from .masking import frame_mask
 from .sample import storyboard
 from .sampling import sample_story
+from .stand_in import train_stand_in_vae
 from .train import load_trained, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -47,7 +50,10 @@ def write_synthetic(out: Path) -> Path:
 def prepare_embedded_default(config: StoryImagerConfig) -> None:
     """The random backbone, the random Inception files and the synthetic-trained classifier, when missing."""
     if not Path(config.pretrained).is_dir():
-        write_tiny_backbone(config.pretrained, synthetic_words(), seed=config.seed)
+        scratch = Path(f"{config.pretrained}.partial")
+        write_tiny_backbone(scratch, synthetic_words(), seed=config.seed)
+        train_stand_in_vae(dataclasses.replace(config, pretrained=str(scratch)))
+        scratch.rename(config.pretrained)
     if not Path(config.fid_weights).is_file():
         write_random_fid_weights(config.fid_weights, seed=0)
     if config.fsd_weights and not Path(config.fsd_weights).is_file():

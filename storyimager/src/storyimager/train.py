@@ -98,6 +98,10 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
         model.load_trainable_state(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
+        log_file = run_dir / "metrics.jsonl"
+        if dist.is_main and log_file.is_file():  # drop what was logged after the checkpoint
+            kept = [line for line in log_file.read_text().splitlines() if json.loads(line)["step"] <= step]
+            log_file.write_text("".join(line + "\n" for line in kept))
         log.info("resumed %s at step %d (epoch %d, batch %d)", last, step, epoch, done_in_epoch)
     net = model
     if dist.world_size > 1:
