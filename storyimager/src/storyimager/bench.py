@@ -4,7 +4,8 @@ Storyboard: ``sample_steps`` DDIM steps on the K-frame canvas (one UNet call per
 Frame by frame: K separate samplings of a single frame (layout K = 1, the frame's own caption), as
 frame-by-frame story models generate (their history encoders not counted). Each variant runs in a fresh
 process so that its peak memory is its own: the growth over the loaded model of ``max_memory_allocated`` (CUDA) or
-of the peak RSS (CPU), over a warm-up run and the timed run. Also reports the training step time of one story. Random-weight numbers measure speed only.
+of the peak RSS (CPU), over a warm-up run and the timed run. Also reports the training step time of one story.
+Random-weight numbers measure speed only.
 """
 
 from __future__ import annotations
