@@ -1,0 +1,29 @@
+"""AR-LDM's character tokens and the extended CLIP positions: one token per name, only the new rows train."""
+
+import torch
+
+from storyimager.train import build_model
+
+
+def test_character_names_are_single_new_tokens_and_only_new_rows_train(config):
+    model = build_model(config(max_length=85))
+    tok = model.tokenizer
+    ids = tok("pororo and crong", add_special_tokens=False).input_ids
+    names = tok.convert_ids_to_tokens(ids)
+    assert names[0] == "pororo" and names[-1] == "crong" and len(ids) == 3
+    table = model.text_encoder.get_input_embeddings().weight
+    positions = model.text_encoder.embeddings.position_embedding.weight
+    assert positions.shape[0] == 85 and table.shape[0] == len(tok)
+    states, _ = model.encode_text([["pororo is jumping in the park."] * 5])
+    assert states.shape == (1, 5, 85, 32)
+    states.sum().backward()
+    new = set(range(len(tok) - len(model.config.characters), len(tok)))
+    touched = {i for i in range(table.shape[0]) if table.grad[i].abs().sum() > 0}
+    assert touched and touched <= new and tok.convert_tokens_to_ids("pororo") in touched
+    assert torch.all(positions.grad[:77] == 0) and positions.grad[77:].abs().sum() > 0
+
+
+def test_no_position_rows_added_below_clip_length(config):
+    model = build_model(config(max_length=24))
+    assert model.text_encoder.embeddings.position_embedding.weight.shape[0] == 77
+    assert not model.text_encoder.embeddings.position_embedding.weight.requires_grad
