@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from common.errors import DataFormatError, WeightsNotFoundError
-from common.runs import read_state_dict
+from common.runs import atomic_save, read_state_dict
 
 R2PLUS1D_FILE = "r2plus1d_18-91a641e6.pth"
 R2PLUS1D_SOURCE = "torchvision's R2Plus1D_18_Weights.KINETICS400_V1 (https://download.pytorch.org/models/" \
@@ -69,7 +69,5 @@ def story_features(net: torch.nn.Module, stories: torch.Tensor, batch: int = 16)
 def write_random_r2plus1d_weights(path: str | Path, seed: int = 0) -> Path:
     """Save RANDOM ``r2plus1d_18`` weights in the Kinetics file's key layout (tests and embedded defaults only)."""
     torch.manual_seed(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(_r2plus1d().state_dict(), path)
-    return path
+    atomic_save(_r2plus1d().state_dict(), path)
+    return Path(path)
