@@ -6,10 +6,15 @@ import sys
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from storyimager.cli import main
 from storyimager.train import load_trained, train
+
+
+def trained_backbone(run_dir):
+    return yaml.safe_load((run_dir / "config.yaml").read_text())["pretrained"]
 
 
 def _weights(run_dir):
@@ -79,7 +84,8 @@ def test_sample_cli_writes_storyboards_in_all_modes(trained_run, tmp_path):
         assert Image.open(out).size[0] > 5 * 16
 
 
-@pytest.mark.parametrize("problem", ["no_backbone", "short_story", "corrupt_frame", "missing_frame", "bad_key"])
+@pytest.mark.parametrize("problem", ["no_backbone", "short_story", "corrupt_frame", "missing_frame", "bad_key",
+                                     "bad_resolution"])
 def test_bad_input_is_one_line(trained_run, tmp_path, problem):
     run = trained_run
     story = tmp_path / "story.txt"
@@ -92,6 +98,10 @@ def test_bad_input_is_one_line(trained_run, tmp_path, problem):
     if problem == "bad_key":
         cfg = tmp_path / "bad.yaml"
         cfg.write_text("dataset: smoke\nlearning_rate: 0.1\n")
+        args = ["train", "--config", str(cfg)]
+    elif problem == "bad_resolution":
+        cfg = tmp_path / "res.yaml"
+        cfg.write_text(f"pretrained: {trained_backbone(run)}\nresolution: 18\ndevice: cpu\n")
         args = ["train", "--config", str(cfg)]
     elif problem == "no_backbone":
         cfg = tmp_path / "nobackbone.yaml"
@@ -109,5 +119,5 @@ def test_bad_input_is_one_line(trained_run, tmp_path, problem):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("storyimager: error:") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     expected = {"no_backbone": "nowhere", "short_story": "story.txt", "corrupt_frame": "1.png",
-                "missing_frame": "2.png", "bad_key": "learning_rate"}[problem]
+                "missing_frame": "2.png", "bad_key": "learning_rate", "bad_resolution": "resolution 18"}[problem]
     assert expected in lines[-1]

@@ -56,8 +56,8 @@ class StoryImager(nn.Module):
         latent = config.resolution // factor
         levels = 2 ** (len(self.unet.config.block_out_channels) - 1)
         if latent % levels:
-            raise ValueError(f"frame latents of {latent} px do not survive {levels}x UNet downsampling; pick a "
-                             f"resolution divisible by {factor * levels}")
+            raise ValueError(f"resolution {config.resolution} gives frame latents of {latent} px, which {levels}x UNet "
+                             f"downsampling cannot tile; pick a resolution divisible by {factor * levels}")
         self.layout = StoryLayout(config.frames, latent, latent, config.max_length)
         new_tokens = add_characters(self.tokenizer, self.text_encoder, config.characters)
         new_positions = extend_positions(self.text_encoder, config.max_length)

@@ -36,7 +36,12 @@ log = logging.getLogger("storyimager")
 def build_model(config: StoryImagerConfig, device: torch.device | str = "cpu") -> StoryImager:
     """The model from the config's backbone folder (seeded, so new token rows start the same every time)."""
     set_seed(config.seed)
-    return StoryImager(load_backbone(config.pretrained), config).to(device)
+    backbone = load_backbone(config.pretrained)
+    try:
+        model = StoryImager(backbone, config)
+    except ValueError as err:  # e.g. a resolution the VAE / UNet downsampling cannot tile
+        raise DataFormatError(config.pretrained, str(err)) from None
+    return model.to(device)
 
 
 def load_trained(path: str | Path, device: str | None = None, **overrides) -> StoryImager:
