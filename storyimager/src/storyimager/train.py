@@ -93,9 +93,9 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
     run_dir = Path(distributed.broadcast(str(run_folder(config))))
     last = run_dir / "checkpoints" / "last.pt"
     state = load_checkpoint(last, "StoryImager", ("model", "optimizer", "step")) if resume else None
+    model = build_model(config, dist.device)
     if not resume and dist.is_main:
         save_config(config, run_dir / "config.yaml")
-    model = build_model(config, dist.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     step, epoch, done_in_epoch = 0, 0, 0
