@@ -116,8 +116,8 @@ def train_classifier(config: StoryImagerConfig, out: str | Path) -> Path:
             loss.backward()
             optimizer.step()
         scores = evaluate_classifier(net, config, "val")
-        log.info("classifier epoch %d: val Char-F1 %.3f, Frm-Acc %.3f", epoch + 1, scores["char_f1"],
-                 scores["frame_acc"])
+        log.info("classifier epoch %d: val Char-F1 %.3f, Frm-Acc %.3f%s", epoch + 1, scores["char_f1"],
+                 scores["frame_acc"], config.tag())
         if scores["frame_acc"] > best:
             best = scores["frame_acc"]
             atomic_save({"model": net.state_dict(), "n_classes": n_classes, "size": config.classifier_size,

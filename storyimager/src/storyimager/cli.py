@@ -62,7 +62,7 @@ def _train_classifier(args) -> None:
     out = Path(args.out or config.classifier or "classifier.pt")
     train_classifier(config, out)
     net, _ = load_classifier(out, config.device)
-    print(f"classifier {out}: test {json.dumps(evaluate_classifier(net, config, 'test'))}")
+    print(f"classifier {out}: test {json.dumps(evaluate_classifier(net, config, 'test'))}{config.tag()}")
 
 
 def _bench(args) -> None:

@@ -79,6 +79,12 @@ class StoryImagerConfig:
     classifier_batch_size: int = 32
     fsd_weights: str | None = None  # torchvision r2plus1d_18 Kinetics weights; None: no FSD
 
+    def tag(self) -> str:
+        """' [SYNTHETIC data, RANDOM weights]' (the parts that apply) for every number printed from this config."""
+        parts = [p for p, on in (("SYNTHETIC data", self.synthetic), ("RANDOM / stand-in weights", self.random_weights))
+                 if on]
+        return f" [{', '.join(parts)}]" if parts else ""
+
     def validate(self, source: str | Path = "config") -> StoryImagerConfig:
         def bad(msg: str):
             raise DataFormatError(source, msg)

@@ -91,9 +91,7 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
 
 
 def label(config) -> str:
-    parts = [p for p, on in (("SYNTHETIC data", config.synthetic), ("RANDOM-weight backbone / Inception / classifier",
-                                                                      config.random_weights)) if on]
-    return ", ".join(parts) if parts else "real data and weights"
+    return config.tag().strip(" []") or "real data and weights"
 
 
 def report_line(results: dict) -> str:

@@ -117,7 +117,7 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
     if per_epoch == 0:
         raise DataFormatError(config.data, f"{len(data)} training stories are fewer than one batch of "
                                            f"{config.batch_size} x {dist.world_size} processes")
-    label = " [SYNTHETIC data, RANDOM backbone]" if config.synthetic or config.random_weights else ""
+    label = config.tag()
     log.info("training %s: %d stories, %d steps per epoch, %d trainable / %d parameters%s", config.dataset,
              len(data), per_epoch, sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), label)
     probs = tuple(config.mask_probs)
