@@ -27,7 +27,6 @@ def _rss_mib() -> float:
 
 
 def _run(config: StoryImagerConfig, variant: str, queue) -> None:
-    torch.set_num_threads(torch.get_num_threads())
     model = build_model(config, config.device).eval()
     device = model.device
     captions = [f"frame {k + 1} of the story" for k in range(config.frames)]

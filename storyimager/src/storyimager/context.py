@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from storyimager.layout import StoryLayout
+from storyimager.layout import StoryLayout, frame_map
 
 
 class ContextualFeatureExtractor(nn.Module):
@@ -61,6 +61,4 @@ class PriorConvIn(nn.Module):
         prior = self.layout.prior
         if prior is None:
             return y
-        b, k, c = prior.shape
-        h, w = y.shape[-2], y.shape[-1] // k
-        return y + prior.permute(0, 2, 1)[:, :, None, :, None].expand(b, c, h, k, w).reshape(b, c, h, k * w)
+        return y + frame_map(prior, y.shape[-2], y.shape[-1] // prior.shape[1])

@@ -49,7 +49,7 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
     scored = slice(1, None) if mode == "continue" else slice(None)
     mask = frame_mask(mode, config.frames)
     gen = torch.Generator().manual_seed(config.seed)
-    real, fake, labels, rows = [], [], [], []
+    real, real_signed, fake, labels, rows = [], [], [], [], []
     batches = [list(range(i, min(i + config.eval_batch_size, n))) for i in range(0, n, config.eval_batch_size)]
     for idx in tqdm(batches, desc=f"eval ({mode})", unit="batch"):
         batch = collate([data[i] for i in idx])
@@ -58,6 +58,7 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
                               steps=config.sample_steps, guidance=config.guidance, eta=config.eta, generator=gen)
         fake.append(frames[:, scored].flatten(0, 1).cpu())
         real.append(torch.stack([raw[i]["images"] for i in idx])[:, scored].flatten(0, 1))
+        real_signed.append(batch["images"][:, scored].flatten(0, 1))
         if "labels" in batch:
             labels.append(batch["labels"][:, scored].flatten(0, 1))
         if len(rows) < 4:
@@ -74,7 +75,7 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
         clf, size = load_classifier(config.classifier, model.device)
         pred, target = predict(clf, fake_frames, size), torch.cat(labels)
         results.update(char_f1=character_f1(pred, target), frame_acc=frame_accuracy(pred, target))
-        real_pred = predict(clf, torch.cat([data[i]["images"][scored] for i in range(n)]), size)
+        real_pred = predict(clf, torch.cat(real_signed), size)
         results.update(real_char_f1=character_f1(real_pred, target), real_frame_acc=frame_accuracy(real_pred, target))
     if config.fsd_weights:
         net = load_r2plus1d(config.fsd_weights).to(model.device)

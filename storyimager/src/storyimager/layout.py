@@ -31,10 +31,10 @@ def from_canvas(canvas: torch.Tensor, frames: int) -> torch.Tensor:
     return canvas.reshape(b, c, h, frames, kw // frames).permute(0, 3, 1, 2, 4)
 
 
-def frame_map(frames: int, mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Per-frame values [B, K] broadcast to a canvas map [B, 1, height, K*width]."""
-    return mask[:, None, None, :, None].expand(-1, 1, height, frames, width).reshape(mask.shape[0], 1, height,
-                                                                                      frames * width)
+def frame_map(values: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Per-frame vectors [B, K, C] spread over each frame's cells: a canvas map [B, C, height, K*width]."""
+    b, k, c = values.shape
+    return values.permute(0, 2, 1)[:, :, None, :, None].expand(b, c, height, k, width).reshape(b, c, height, k * width)
 
 
 @dataclass

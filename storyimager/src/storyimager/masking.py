@@ -63,7 +63,7 @@ def sample_masks(batch: int, frames: int, probs: tuple[float, float, float], gen
 
 def canvas_mask(masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """[B, K] frame masks -> [B, 1, h, K*w] latent mask M."""
-    return frame_map(masks.shape[1], masks, height, width)
+    return frame_map(masks[..., None], height, width)
 
 
 def unet_input(z_t: torch.Tensor, z0: torch.Tensor, mask: torch.Tensor, kind: str = "masked_noise") -> torch.Tensor:

@@ -56,7 +56,7 @@ def sample_story(model, captions: list[list[str]], masks: torch.Tensor, given: t
             noise = torch.randn(z0.shape, generator=generator).to(model.device)
             known = sched.add_noise(z0, noise, timesteps[i + 1:i + 2])
         z = mask * z + (1 - mask) * known
-    frames = model.decode_frames(mask * z + (1 - mask) * z0)
+    frames = model.decode_frames(z)  # given cells hold z0 exactly after the last step
     if given is not None:
         keep = masks[:, :, None, None, None] == 0
         frames = torch.where(keep, given.to(frames.device, frames.dtype), frames)
