@@ -1,0 +1,97 @@
+"""``dualvgr train | validate | bench | prepare-questions | extract-features``: the DualVGR command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from common.runs import add_run_arguments, cli_logging, run_cli
+
+
+def _train(args) -> None:
+    from dualvgr.config import load_config
+    from dualvgr.train import train
+
+    config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
+                         device=args.device, runs_dir=args.runs_dir, unit_layers=args.unit_layers)
+    result = train(config, resume=args.resume)
+    if result:  # rank 0
+        print(result["table"])
+
+
+def _validate(args) -> None:
+    from dualvgr.validate import validate
+
+    result = validate(args.checkpoint, split=args.split, data=args.data, device=args.device)
+    print(result["table"])
+    print(json.dumps(result["accuracy"], indent=1))
+
+
+def _bench(args) -> None:
+    from dualvgr.bench import bench, report
+    from dualvgr.config import load_config
+
+    config = load_config(args.config, device=args.device, unit_layers=args.unit_layers)
+    for lstm in args.lstm:
+        print(report(bench(config, args.batch_size, args.steps, args.vocab, args.answers, args.question_len, lstm)))
+
+
+def _prepare_questions(args) -> None:
+    from dualvgr import questions
+
+    for path in questions.run(args):
+        print(path)
+
+
+def _extract_features(args) -> None:
+    from dualvgr import features
+
+    for path in features.run(args):
+        print(path)
+
+
+def parser() -> argparse.ArgumentParser:
+    from dualvgr import features, questions
+
+    p = argparse.ArgumentParser(prog="dualvgr", description="DualVGR (IEEE TMM 2021) VideoQA reproduction.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train; keep the best val checkpoint; report test at the best val epoch")
+    add_run_arguments(t, "configs/msvd_qa.yaml")
+    t.add_argument("--unit-layers", type=int, help="number of DualVGR units T (overrides the config)")
+    t.set_defaults(func=_train)
+    v = sub.add_parser("validate", help="accuracy of a checkpoint on one split, overall and per question type")
+    v.add_argument("--checkpoint", required=True, help="checkpoints/best.pt of a run")
+    v.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    v.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
+    v.add_argument("--device", help="cpu, cuda, ...")
+    v.set_defaults(func=_validate)
+    b = sub.add_parser("bench", help="training-step time and peak memory at a config's shapes (random inputs)")
+    b.add_argument("--config", default="configs/msrvtt_qa.yaml", help="YAML config giving the shapes")
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--unit-layers", type=int, help="overrides the config")
+    b.add_argument("--vocab", type=int, default=8000, help="question vocabulary size")
+    b.add_argument("--answers", type=int, default=4002, help="answer classes")
+    b.add_argument("--question-len", type=int, default=20, help="padded question width")
+    b.add_argument("--lstm", nargs="+", default=["fused"], choices=("fused", "nn"),
+                   help="appearance BiLSTM implementation(s) to time")
+    b.set_defaults(func=_bench)
+    q = sub.add_parser("prepare-questions", help="QA annotations -> vocabulary JSON and question pickles")
+    questions.add_arguments(q)
+    q.set_defaults(func=_prepare_questions)
+    f = sub.add_parser("extract-features", help="videos -> ResNet-101 appearance and ResNeXt-101 motion HDF5s")
+    features.add_arguments(f)
+    f.set_defaults(func=_extract_features)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cli_logging()
+    return run_cli(f"dualvgr {args.command}", lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
