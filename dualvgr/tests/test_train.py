@@ -9,9 +9,10 @@ import yaml
 from galip.distributed import Dist
 
 from common.data.videoqa import SVQA_CATEGORIES
+from common.errors import DataFormatError
 from dualvgr import cli
 from dualvgr import train as train_module
-from dualvgr.reproduce import reproduce
+from dualvgr.reproduce import config_for, reproduce
 from dualvgr.train import epoch_batches, train
 from dualvgr.validate import validate
 
@@ -26,6 +27,14 @@ def test_embedded_default_learns(tmp_path, monkeypatch, capsys):
     assert "| test at best val |" in out and "what | who | how | when | where" in out and "SYNTHETIC" in out
     test, majority = result["test"]["overall"], result["majority_baseline_test"]["overall"]
     assert test >= 2 * majority and test >= 0.5, (test, majority)
+
+
+def test_reproduce_picks_the_config_by_folder_name(tmp_path):
+    config = config_for(str(tmp_path / "msrvtt-qa"))
+    assert (config.dataset, config.num_clips, config.data) == ("msrvtt-qa", 16, str(tmp_path / "msrvtt-qa"))
+    assert config_for(str(tmp_path / "svqa")).num_clips == 20
+    with pytest.raises(DataFormatError, match="no config tgif_qa.yaml"):
+        config_for(str(tmp_path / "tgif_qa"))
 
 
 def _weights(run_dir):
@@ -93,7 +102,8 @@ def _write(tmp_path, cfg, **changes):
     return str(path)
 
 
-@pytest.mark.parametrize("case", ["missing_data", "clip_count", "unknown_key", "bad_checkpoint", "corrupt_pickle"])
+@pytest.mark.parametrize("case", ["missing_data", "clip_count", "unknown_key", "bad_checkpoint", "corrupt_pickle",
+                                  "no_cuda"])
 def test_bad_input_is_one_line(config, tmp_path, tiny_data, capsys, case):
     cfg = config()
     if case == "missing_data":
@@ -102,6 +112,10 @@ def test_bad_input_is_one_line(config, tmp_path, tiny_data, capsys, case):
         argv, needle = ["train", "--config", _write(tmp_path, cfg, num_clips=5)], "msvd-qa_appearance_feat.h5"
     elif case == "unknown_key":
         argv, needle = ["train", "--config", _write(tmp_path, cfg, unit_layer=2)], "did you mean 'unit_layers'"
+    elif case == "no_cuda":
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is visible")
+        argv, needle = ["train", "--config", _write(tmp_path, cfg, device="cuda")], "no CUDA device is visible"
     elif case == "bad_checkpoint":
         bad = tmp_path / "best.pt"
         bad.write_bytes(b"not a checkpoint")

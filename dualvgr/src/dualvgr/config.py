@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from common.errors import DataFormatError
 from common.runs import load_config as common_load_config
 
@@ -45,13 +47,17 @@ class DualVGRConfig:
     grad_clip: float = 12.0
     stopping_step: int = 1000  # the official code trains every epoch; early stopping is off by default
     seed: int = 666
-    device: str = "cpu"
+    device: str = "auto"  # cuda when a CUDA device is visible, else cpu
 
     def validate(self, source: str | Path = "config") -> DualVGRConfig:
         checks = ((self.unit_layers >= 1, "unit_layers must be >= 1"), (self.num_clips >= 1, "num_clips must be >= 1"),
                   (self.module_dim % 4 == 0, "module_dim must be divisible by the 4 GAT heads"),
                   (self.batch_size >= 2, "batch_size must be >= 2 (the classifier has a BatchNorm)"),
                   (self.epochs >= 1, "epochs must be >= 1"))
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            checks += ((False, f"device '{self.device}' but no CUDA device is visible (use --device cpu)"),)
         for ok, problem in checks:
             if not ok:
                 raise DataFormatError(source, problem)

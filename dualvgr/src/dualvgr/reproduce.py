@@ -2,7 +2,8 @@
 
 Without ``--data`` it writes a SYNTHETIC ``common.synthetic.videoqa`` dataset into ``.cache/dualvgr/synthetic``
 once and trains ``configs/smoke.yaml``; with ``--data DIR`` it trains ``configs/<name>.yaml``, where the folder's
-name (msvd_qa, msrvtt_qa or svqa) picks the config.
+name (msvd_qa or msvd-qa, msrvtt_qa or msrvtt-qa, svqa) picks the config; the config's ``dataset`` is the file
+prefix inside the folder.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.errors import DataFormatError
 from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import videoqa as synthetic_videoqa
-from dualvgr.config import load_config
+from dualvgr.config import DualVGRConfig, load_config
 from dualvgr.train import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -26,8 +28,19 @@ def write_smoke_data(out: Path) -> Path:
     return synthetic_videoqa.write(out, seed=0, dataset="msvd-qa", **SMOKE_DATA)
 
 
+def config_for(data_dir: str | None) -> DualVGRConfig:
+    """configs/<folder name>.yaml on ``data_dir`` ('-' read as '_'), or the embedded default without one."""
+    if not data_dir:
+        return reproduce_config("dualvgr reproduce", None, CONFIGS, SYNTHETIC_DIR, load_config, write_smoke_data)
+    path = CONFIGS / f"{Path(data_dir).name.replace('-', '_')}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem != "smoke"))
+        raise DataFormatError(data_dir, f"no config {path.name} for this folder name (known: {known})")
+    return load_config(path, data=data_dir)
+
+
 def reproduce(data_dir: str | None) -> dict:
-    config = reproduce_config("dualvgr reproduce", data_dir, CONFIGS, SYNTHETIC_DIR, load_config, write_smoke_data)
+    config = config_for(data_dir)
     result = train(config)
     print(result["table"])
     test, base = result["test"]["overall"], result["majority_baseline_test"]["overall"]
