@@ -277,6 +277,16 @@ def fit(trainer: EpochTrainer, run_dir: str | Path, *, epochs: int, stopping_ste
     return progress
 
 
+def run_directory(runs_dir: str | Path, dataset: str, run_name: str | None, resume: bool) -> Path:
+    """``runs_dir/<dataset>/<run_name>``; with ``resume`` and no name, the newest run of the dataset; else a
+    new timestamped folder."""
+    base = Path(runs_dir) / dataset
+    if run_name:
+        return base / run_name
+    runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime) if resume else []
+    return runs[-1] if runs else base / time.strftime("%Y%m%d-%H%M%S")
+
+
 def add_run_arguments(parser: Any, example: str) -> None:
     """The flags every ``<paper> train`` shares; each overrides the config key of the same name."""
     parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example}")

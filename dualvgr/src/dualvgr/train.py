@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from galip import distributed
 from galip.distributed import Dist
+from galip.train import rng_state, set_rng_state
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common.data.videoqa import VideoQADataset, load_videoqa
 from common.errors import DataFormatError
 from common.metrics.videoqa import videoqa_accuracy
-from common.runs import Progress, fit, plot_curves, save_config, set_seed
+from common.runs import Progress, fit, plot_curves, run_directory, save_config, set_seed
 from dualvgr.config import DualVGRConfig
 from dualvgr.losses import dualvgr_loss
 from dualvgr.model import DualVGR
@@ -61,16 +59,6 @@ def set_glove(model: DualVGR, train_set: VideoQADataset, config: DualVGRConfig) 
         raise DataFormatError(path, f"glove vectors are {train_set.glove.shape[1]}-d but word_dim is {config.word_dim}")
     with torch.no_grad():
         model.question_encoder.embed.weight.copy_(torch.from_numpy(train_set.glove))
-
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, where: Dist) -> list[list[int]]:
@@ -168,25 +156,16 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
-                "rng": rng_state()}
+                "rng": rng_state(self.where.device)}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = state["epoch"]
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"], self.where.device)
 
     def best_checkpoint(self) -> dict:
         return {"model": self.model.state_dict(), "config": self.config.to_dict(), "vocab": self.train_set.vocab}
-
-
-def run_directory(config: DualVGRConfig, resume: bool) -> Path:
-    """``runs_dir/<dataset>/<run_name>``; with ``resume`` and no name, the newest run of the dataset."""
-    base = Path(config.runs_dir) / config.dataset
-    if config.run_name:
-        return base / config.run_name
-    runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime) if resume else []
-    return runs[-1] if runs else base / time.strftime("%Y%m%d-%H%M%S")
 
 
 def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = None) -> dict:
@@ -196,7 +175,8 @@ def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = 
     try:
         if not where.is_main:
             logging.getLogger().setLevel(logging.WARNING)
-        run_dir = Path(distributed.broadcast(str(run_directory(config, resume))))
+        run_dir = Path(distributed.broadcast(str(run_directory(config.runs_dir, config.dataset, config.run_name,
+                                                                   resume))))
         trainer = Trainer(config, where)
         if where.is_main:
             save_config(config, run_dir / "config.yaml", world_size=where.world_size)

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 from common.metrics.ranking import popularity_baseline
+from common.runs import run_directory
 from ld4mrec.config import LD4MRecConfig
 from ld4mrec.report import plot_curves, results_table
 from ld4mrec.train import Trainer, load_data
 
 
-def run_dir_for(config: LD4MRecConfig, resume: bool) -> Path:
-    """``runs_dir/<dataset>/<run_name>``; with ``resume`` and no name, the newest run of the dataset."""
-    base = Path(config.runs_dir) / config.dataset
-    if config.run_name:
-        return base / config.run_name
-    runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime) if resume else []
-    return runs[-1] if runs else base / time.strftime("%Y%m%d-%H%M%S")
-
-
 def train_and_report(config: LD4MRecConfig, resume: bool = False, max_epochs: int | None = None) -> dict:
     data = load_data(config)
-    run_dir = run_dir_for(config, resume)
+    run_dir = run_directory(config.runs_dir, config.dataset, config.run_name, resume)
     progress = Trainer(config, data, run_dir, max_epochs=max_epochs).fit(resume=resume)
     pop = popularity_baseline(data.item_popularity(), data.eval_batches("valid"), config.topk)
     table = results_table(config.dataset, config.synthetic, progress.best_epoch, progress.best_valid,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from pathlib import Path
 
 import yaml
 
 from common.data.mmrec import MMRecData
+from common.runs import run_directory
 from mvgcn.config import MGCNConfig
 from mvgcn.report import plot_curves, results_table
 from mvgcn.train import Trainer, load_data
@@ -21,23 +20,11 @@ from mvgcn.train import Trainer, load_data
 log = logging.getLogger(__name__)
 
 
-def run_dir_for(config: MGCNConfig, resume: bool) -> Path:
-    """``runs_dir/<dataset>/<run_name>``; with ``resume`` and no name, the newest run of the dataset."""
-    base = Path(config.runs_dir) / config.dataset
-    if config.run_name:
-        return base / config.run_name
-    if resume:
-        runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-        if runs:
-            return runs[-1]
-    return base / time.strftime("%Y%m%d-%H%M%S")
-
-
 def run_experiment(config: MGCNConfig, resume: bool = False, data: MMRecData | None = None,
                    max_epochs: int | None = None) -> dict:
     """Train every lambda_C of the grid (resuming finished or partial runs), select on valid, report."""
     data = data or load_data(config)
-    root = run_dir_for(config, resume)
+    root = run_directory(config.runs_dir, config.dataset, config.run_name, resume)
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     runs = []
