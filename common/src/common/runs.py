@@ -287,6 +287,13 @@ def run_directory(runs_dir: str | Path, dataset: str, run_name: str | None, resu
     return runs[-1] if runs else base / time.strftime("%Y%m%d-%H%M%S")
 
 
+def write_run_report(run_dir: Path, summary: dict, table: str) -> dict:
+    """``run_dir/summary.json`` and ``run_dir/results.md``; returns the summary plus the printable table."""
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (run_dir / "results.md").write_text(table + "\n")
+    return {**summary, "table": table + f"\n\nrun directory: {run_dir}"}
+
+
 def add_run_arguments(parser: Any, example: str) -> None:
     """The flags every ``<paper> train`` shares; each overrides the config key of the same name."""
     parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example}")

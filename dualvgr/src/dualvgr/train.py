@@ -14,7 +14,6 @@ one question is dropped in training (BatchNorm cannot train on one sample; the o
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from common.data.videoqa import VideoQADataset, load_videoqa
 from common.errors import DataFormatError
 from common.metrics.videoqa import videoqa_accuracy
-from common.runs import Progress, fit, plot_curves, run_directory, save_config, set_seed
+from common.runs import Progress, fit, plot_curves, run_directory, save_config, set_seed, write_run_report
 from dualvgr.config import DualVGRConfig
 from dualvgr.losses import dualvgr_loss
 from dualvgr.model import DualVGR
@@ -198,6 +197,4 @@ def report(config: DualVGRConfig, trainer: Trainer, progress: Progress, run_dir:
     summary = {"synthetic": config.synthetic, "dataset": config.dataset, "best_epoch": progress.best_epoch,
                "epochs_run": progress.epoch, "valid": progress.best_valid, "test": progress.best_test,
                "majority_baseline_test": baseline, "run_dir": str(run_dir)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    (run_dir / "results.md").write_text(table + "\n")
-    return {**summary, "table": table + f"\n\nrun directory: {run_dir}"}
+    return write_run_report(run_dir, summary, table)

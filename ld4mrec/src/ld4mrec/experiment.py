@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from common.metrics.ranking import popularity_baseline
-from common.runs import run_directory
+from common.runs import run_directory, write_run_report
 from ld4mrec.config import LD4MRecConfig
 from ld4mrec.report import plot_curves, results_table
 from ld4mrec.train import Trainer, load_data
@@ -22,6 +20,4 @@ def train_and_report(config: LD4MRecConfig, resume: bool = False, max_epochs: in
     summary = {"synthetic": config.synthetic, "dataset": config.dataset, "best_epoch": progress.best_epoch,
                "epochs_run": progress.epoch, "valid": progress.best_valid, "test": progress.best_test,
                "popularity_valid": pop, "run_dir": str(run_dir)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    (run_dir / "results.md").write_text(table + "\n")
-    return {**summary, "table": table + f"\n\nrun directory: {run_dir}"}
+    return write_run_report(run_dir, summary, table)
