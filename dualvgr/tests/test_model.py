@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dualvgr.encoders import QuestionEncoder, bilstm_final_states
+from dualvgr.bilstm import bilstm_final_states
+from dualvgr.encoders import QuestionEncoder, dropped_tanh_time_major
 from dualvgr.graph import PunishedGAT
 from dualvgr.losses import dualvgr_loss
 from dualvgr.model import DualVGR, count_parameters
@@ -80,17 +81,34 @@ def test_gat_equals_the_official_pairwise_form_and_punishment_scales_messages():
     assert torch.allclose(gat(x, torch.zeros_like(s)), torch.zeros(2, 5, 16))
 
 
-def test_fused_bilstm_equals_nn_lstm_values_and_gradients():
+def test_bilstm_final_states_equals_nn_lstm_values_and_gradients():
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(12, 5, bidirectional=True)
-    x = torch.randn(6, 4, 12)  # time-major for nn.LSTM
-    ours = bilstm_final_states(x.transpose(0, 1), lstm)
+    lstm = torch.nn.LSTM(12, 5, bidirectional=True).double()
+    x = torch.randn(6, 4, 12, dtype=torch.double, requires_grad=True)  # time-major, as nn.LSTM
+    ours = bilstm_final_states(x, lstm)
     h_n = lstm(x)[1][0]
     ref = torch.cat([h_n[0], h_n[1]], -1)
-    assert torch.allclose(ours, ref, atol=1e-6)
+    assert torch.allclose(ours, ref, atol=1e-12)
     w = torch.randn_like(ref)
-    grads = [torch.autograd.grad((y * w).sum(), list(lstm.parameters())) for y in (ours, ref)]
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+    grads = [torch.autograd.grad((y * w).sum(), [x, *lstm.parameters()]) for y in (ours, ref)]
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(*grads))
+    y = bilstm_final_states(x, lstm).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # spent buffers: no silent reuse
+        y.backward()
+
+
+def test_dropped_tanh_time_major_is_tanh_of_dropout_per_clip():
+    frames = torch.randn(3, 4, 5, 6000)
+    eval_x = dropped_tanh_time_major(frames, 0.15, training=False)
+    assert torch.equal(eval_x, torch.tanh(frames).reshape(12, 5, 6000).transpose(0, 1))
+    torch.manual_seed(0)
+    x = dropped_tanh_time_major(frames, 0.15, training=True)
+    kept = x != 0
+    assert abs(kept.float().mean().item() - 0.85) < 0.005  # 360k draws: 5 sigma is 0.003
+    assert torch.allclose(x[kept], torch.tanh(frames / 0.85).reshape(12, 5, 6000).transpose(0, 1)[kept])
+    torch.manual_seed(0)
+    assert torch.equal(x, dropped_tanh_time_major(frames, 0.15, training=True))
 
 
 def test_question_encoder_ignores_padding():

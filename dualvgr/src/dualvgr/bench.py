@@ -4,7 +4,7 @@ Inputs are random tensors of the config's shapes (B x clips x 16 x 2048 appearan
 questions of ``question_len`` tokens from a ``vocab``-word vocabulary, ``answers`` classes); a step is forward,
 the full loss (CE + consistency + HSIC), backward, gradient clipping and the Adam update. The first step is a
 warm-up and is not timed. ``--lstm nn`` runs the appearance BiLSTM through ``nn.LSTM``'s kernel instead of
-the fused input projection (same weights, same function) for a same-machine comparison.
+``bilstm.bilstm_final_states`` (same weights, same function) for a same-machine comparison.
 Reference (the issue's measurement): the official code takes 6.66 s per step at batch 32 with the MSRVTT
 config on a 2-core CPU; the goal is <= 4.7 s.
 """
