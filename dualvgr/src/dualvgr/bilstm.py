@@ -5,10 +5,11 @@ time-major ``nn.LSTM`` with zero initial states (PyTorch's gate order i, f, g, o
 gradients), i.e. the official ``VisualAppearanceEncoder``'s [h_fwd; h_bwd] per clip. It is a different schedule
 of the same arithmetic:
 - forward: one GEMM gives both directions' input gates for every step ([T*M, D] x [D, 8H], the bulk of the
-  cost), then a 16-step recurrence that runs both directions in one batched matmul per step and writes the
-  activated gates, cells and states into preallocated buffers;
-- backward: backpropagation through time over those buffers, writing each step's gate gradients straight
-  into one [T, M, 8H] buffer, then one GEMM for both directions' input-weight gradients.
+  cost), then a T-step recurrence (one small matmul per direction and step) activates them in place and writes
+  cells and states into preallocated buffers;
+- backward: backpropagation through time over those buffers; each step's gate gradients overwrite its spent
+  activations, so the gate buffer ends as the [T*M, 8H] gradient that one GEMM turns into both directions'
+  input-weight gradients (and one GEMM per direction gives the recurrent-weight gradients).
 Compared with autograd over the same ops this saves the flips, stacks, concatenations and gradient copies that
 made up ~15 % of a CPU step. ``x`` needs no gradient in DualVGR (features are inputs); one is computed when asked.
 The backward pass reuses the saved buffers in place, so a second backward through the same graph
