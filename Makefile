@@ -3,10 +3,10 @@ PAPERS   := mvgcn ld4mrec befa galip denet storyimager dualvgr
 PROJECTS := common $(PAPERS)
 PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 TOOLS    := .venv-tools
+TOOL_PINS := tox==4.67.15 tox-uv==1.37.1 uv==0.13.9
+# tox-uv builds every environment from uv's one shared cache (hard links): see tox.ini and toxfile.py.
 TOX      := $(TOOLS)/bin/tox
-# KEEP_ENVS=0 deletes each tox environment once its tests have run (about 6 GB each with the CUDA build of
-# torch), so the disk holds one at a time; CI runs `make test KEEP_ENVS=0`.
-KEEP_ENVS ?= 1
+TOOLS_OK := $(TOOLS)/.installed-$(subst ==,-,$(subst $() ,_,$(TOOL_PINS)))
 
 .PHONY: help test lint clean $(addprefix test-,$(PROJECTS))
 
@@ -16,24 +16,20 @@ help:
 	@echo "make test-<project>               one of: $(PROJECTS)"
 	@echo "papers: $(PAPERS)"
 
-$(TOX):
+$(TOOLS_OK):
+	rm -rf $(TOOLS)
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet tox==4.67.15
+	$(TOOLS)/bin/pip install --quiet $(TOOL_PINS)
+	touch $@
 
-test: $(TOX)
-ifeq ($(KEEP_ENVS),0)
-	@failed=""; for env in lint $(PROJECTS); do \
-		$(TOX) run -e $$env || failed="$$failed $$env"; rm -rf .tox/$$env; \
-	done; \
-	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; echo "make test: all passed"
-else
+# tox runs every environment, then prints one line each: setup[install s] + cmd[tests s].
+test: $(TOOLS_OK)
 	$(TOX) run
-endif
 
-lint: $(TOX)
+lint: $(TOOLS_OK)
 	$(TOX) run -e lint
 
-$(addprefix test-,$(PROJECTS)): test-%: $(TOX)
+$(addprefix test-,$(PROJECTS)): test-%: $(TOOLS_OK)
 	$(TOX) run -e $*
 
 # A paper is built once its package has a `reproduce` module; until then this fails with one line.
@@ -41,8 +37,8 @@ reproduce-%:
 	$(if $(filter $*,$(PAPERS)),,$(error reproduce-$*: unknown paper '$*'; the papers are: $(PAPERS)))
 	$(if $(wildcard $*/src/$*/reproduce.py),,$(error reproduce-$*: $* is not implemented yet \
 		(see $*/README.md); nothing was run))
-	@$(MAKE) --no-print-directory $(TOX)
-	$(TOX) run -e $* --notest
+	@start=$$(date +%s); $(MAKE) --no-print-directory $(TOOLS_OK) && $(TOX) run -e $* --notest && \
+		echo "reproduce-$*: environment .tox/$* set up in $$(( $$(date +%s) - start )) s"
 	.tox/$*/bin/python -m $*.reproduce $(if $(DATA),--data $(DATA))
 
 clean:
