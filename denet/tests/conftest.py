@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common.metrics.fid import write_random_torchvision_inception_weights
@@ -39,3 +40,17 @@ def tiny_config(assets: dict[str, Path], tmp_path: Path, **overrides) -> DENetCo
                   eval_batch_size=4, damsm_input_size=96, n_preview=4, damsm_batch_size=8, damsm_w=0.0, l1_w=2.0)
     values.update(overrides)
     return load_config(CONFIGS / "smoke.yaml", **values)
+
+
+def fid_without_sqrtm_value(mu1, sigma1, mu2, sigma2) -> float:
+    """The Frechet distance without its matrix square root: ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2)."""
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2))
+
+
+@pytest.fixture
+def fid_without_sqrtm(monkeypatch):
+    """For tests of training mechanics (determinism, resume, run folders, reports), not of the metric: the
+    evaluation's Frechet distance loses its matrix square root, a 2048 x 2048 ``sqrtm`` that costs ~16 s per call on
+    the 2-core CI machine (pytorch-fid's algorithm, checked against pytorch-fid in common/tests/test_fid.py).
+    Everything else the evaluation does still runs."""
+    monkeypatch.setattr("denet.evaluate.frechet_distance", fid_without_sqrtm_value)

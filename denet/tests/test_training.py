@@ -38,7 +38,7 @@ def test_step_returns_finite_loss_parts_and_moves_the_generator(assets, tmp_path
     assert all(not p.requires_grad for p in trainer.nets.text_encoder.parameters())
 
 
-def test_resume_continues_exactly_and_runs_are_deterministic(assets, tmp_path):
+def test_resume_continues_exactly_and_runs_are_deterministic(assets, tmp_path, fid_without_sqrtm):
     common = dict(save_interval=1, test_interval=100, gen_interval=100)
     straight = train(tiny_config(assets, tmp_path, run_name="straight", epochs=2, **common))
     train(tiny_config(assets, tmp_path, run_name="resumed", epochs=1, **common))
@@ -60,7 +60,7 @@ def test_resume_continues_exactly_and_runs_are_deterministic(assets, tmp_path):
     assert (straight / "losses.png").is_file() and (straight / "previews" / "epoch_0002.png").is_file()
 
 
-def test_trainer_refuses_to_overwrite_or_resume_nothing(assets, tmp_path):
+def test_trainer_refuses_to_overwrite_or_resume_nothing(assets, tmp_path, fid_without_sqrtm):
     config = tiny_config(assets, tmp_path, run_name="r", test_interval=100)
     with pytest.raises(DataFormatError, match="nothing to resume"):
         train(config, resume=True)

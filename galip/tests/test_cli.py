@@ -47,7 +47,7 @@ def test_eval_writes_a_labelled_report(run_dir, tmp_path, capsys):
     assert results["clip_score"] == pytest.approx(last["clip_score"], rel=1e-6)
 
 
-def test_eval_can_stop_at_a_sample_count(run_dir, tmp_path):
+def test_eval_can_stop_at_a_sample_count(run_dir, tmp_path, fid_without_sqrtm):
     out = tmp_path / "r10"
     assert main(["eval", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--fid-samples", "10",
                  "--out", str(out)]) == 0

@@ -68,14 +68,14 @@ def test_scaler_below_floor_is_reset_to_16384(assets, tmp_path):
     assert scaler.get_scale() == 128.0  # above the official scaler_min (64): untouched
 
 
-def test_same_seed_same_weights(assets, tmp_path, fid_stats):
+def test_same_seed_same_weights(assets, tmp_path, fid_stats, fid_without_sqrtm):
     runs = [train(tiny_config(assets, tmp_path, run_name=f"r{i}", epochs=1, test_interval=5)) for i in range(2)]
     a, b = (read_checkpoint(r / "checkpoints" / "last.pt")["model"] for r in runs)
     for net in ("netG", "netD", "netC"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
 
 
-def test_resume_after_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fid_stats):
+def test_resume_after_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fid_stats, fid_without_sqrtm):
     whole = train(tiny_config(assets, tmp_path, run_name="whole", epochs=2, test_interval=5))
     part = train(tiny_config(assets, tmp_path, run_name="part", epochs=1, test_interval=5))
     assert read_checkpoint(part / "checkpoints" / "last.pt")["epoch"] == 1
@@ -92,7 +92,7 @@ def test_resume_after_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fi
     assert set(a) >= {"model", "optimizers", "epoch", "scalers", "rng", "config"}
 
 
-def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(assets, tmp_path, fid_stats):
+def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(assets, tmp_path, fid_stats, fid_without_sqrtm):
     config = tiny_config(assets, tmp_path, run_name="x", epochs=1, test_interval=5)
     try:
         train(config, resume=True)
