@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from common.errors import DataFormatError
+from common.io import atomic_save, truncate_metrics
 from common.runs import (
     Progress,
-    _truncate_metrics,
-    atomic_save,
     load_checkpoint,
     load_config,
     reproduce_config,
@@ -88,7 +87,7 @@ def test_progress_follows_mmrec_early_stopping_with_rounded_scores():
 def test_truncate_metrics_drops_later_and_cut_lines(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"epoch": 0}\n{"epoch": 1}\n{"epoch": 2}\n{"epo')
-    _truncate_metrics(path, 2)
+    truncate_metrics(path, 2)
     assert path.read_text() == '{"epoch": 0}\n{"epoch": 1}\n'
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
 from common.synthetic import text_image
 from denet.config import DENetConfig, load_config
 from denet.damsm import write_random_damsm
-from galip.evaluate import real_statistics
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -11,10 +11,10 @@ import sys
 import torch
 import torch.distributed as dist
 
+from common import distributed
 from common.runs import set_seed
 from denet.config import load_config
 from denet.train import Trainer
-from galip import distributed
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from galip.distributed import clean_environment, free_port
+from common.distributed import clean_environment, free_port
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

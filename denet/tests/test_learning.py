@@ -15,19 +15,20 @@ import pytest
 import torch
 from conftest import fid_without_sqrtm_value
 
+from common.dfgan_fid import real_statistics
+from common.distributed import Dist
 from common.metrics.fid import write_random_torchvision_inception_weights
+from common.run_folder import read_metrics
 from common.synthetic import text_image
 from denet.config import load_config
 from denet.edit_check import colour_edit_check, edit_requests, recoloured
 from denet.metrics import text_image_similarity
+from denet.nets import load_encoders
 from denet.reproduce import STAND_IN_EPOCHS
 from denet.sample import encode_texts
 from denet.stand_in import train_stand_in_inception
-from denet.train import Trainer, load_encoders, train
+from denet.train import Trainer, train
 from denet.train_damsm import train_damsm
-from galip.distributed import Dist
-from galip.evaluate import real_statistics
-from galip.report import read_metrics
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 N_TRAIN, DAMSM_EPOCHS, EPOCHS = 512, 12, 12  # smoke.yaml: its scenes, DAMSM epochs and 768 DE-Net steps

@@ -7,8 +7,8 @@ import torch
 from conftest import tiny_config
 
 from common.errors import DataFormatError
+from common.io import read_state_dict
 from common.metrics.fid import load_torchvision_inception
-from common.runs import read_state_dict
 from denet.damsm import CNN_ENCODER
 from denet.stand_in import train_stand_in_inception
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from common.checkpoints import read_checkpoint
+from common.distributed import Dist
 from common.errors import DataFormatError, WeightsNotFoundError
 from denet.train import Trainer, train
-from galip.distributed import Dist
-from galip.train import read_checkpoint
 
 
 def _weights(run_dir):
@@ -41,12 +41,15 @@ def test_step_returns_finite_loss_parts_and_moves_the_generator(assets, tmp_path
 def test_resume_continues_exactly_and_runs_are_deterministic(assets, tmp_path, fid_without_sqrtm):
     common = dict(save_interval=1, test_interval=100, gen_interval=100)
     straight = train(tiny_config(assets, tmp_path, run_name="straight", epochs=2, **common))
-    train(tiny_config(assets, tmp_path, run_name="resumed", epochs=1, **common))
+    first_epoch = train(tiny_config(assets, tmp_path, run_name="resumed", epochs=1, **common))
+    with (first_epoch / "metrics.jsonl").open("a") as f:  # a kill after epoch 2's record, before its checkpoint
+        f.write('{"epoch": 2, "loss": {}}\n{"epoch": 3, "lo')
     resumed = train(tiny_config(assets, tmp_path, run_name="resumed", epochs=2, **common), resume=True)
     a, c = _weights(straight), _weights(resumed)
     for net in ("netG", "netD", "netC"):
         for key in a[net]:
             assert torch.equal(a[net][key], c[net][key]), (net, key)  # exact resume
+    assert [json.loads(line)["epoch"] for line in (resumed / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     first = [json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["loss"] for run in (straight, resumed)]
     assert first[0] == first[1]  # determinism: two runs of the same seed log identical epoch-1 losses
     records = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]

@@ -5,7 +5,8 @@ import sys
 
 import torch
 import yaml
-from galip.distributed import clean_environment, free_port
+
+from common.distributed import clean_environment, free_port
 
 
 def test_two_process_training_under_torchrun(config, tmp_path):

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 import yaml
-from galip.distributed import Dist
 
 from common.data.videoqa import SVQA_CATEGORIES
+from common.distributed import Dist
 from common.errors import DataFormatError
 from dualvgr import cli
 from dualvgr import train as train_module

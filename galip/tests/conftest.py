@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from common.data.clip_weights import write_random_clip
+from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
 from common.synthetic import text_image
 from galip.config import GALIPConfig, load_config
-from galip.evaluate import real_statistics
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

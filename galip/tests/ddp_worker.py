@@ -9,10 +9,11 @@ import sys
 
 import torch
 
+from common import distributed
 from common.runs import set_seed
-from galip import distributed
 from galip.config import load_config
-from galip.train import Trainer, load_clip_model
+from galip.nets import load_clip_model
+from galip.train import Trainer
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from common.data.text_image import ClipTokenizer
-from galip.distributed import clean_environment, free_port
+from common.distributed import clean_environment, free_port
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

@@ -8,10 +8,10 @@ import json
 
 from conftest import CONFIGS
 
+from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
 from common.synthetic import text_image
 from galip.config import load_config
-from galip.evaluate import real_statistics
 from galip.tiny_clip import train_tiny_clip
 from galip.train import train
 

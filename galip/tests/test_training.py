@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from conftest import tiny_config
 
+from common import distributed
+from common.checkpoints import read_checkpoint
 from common.errors import DataFormatError, WeightsNotFoundError
 from common.runs import set_seed
-from galip import distributed
 from galip.cli import main
-from galip.train import SCALE_RESET, Trainer, load_clip_model, read_checkpoint, train
+from galip.nets import load_clip_model
+from galip.train import SCALE_RESET, Trainer, train
 
 CPU = distributed.Dist(0, 1, torch.device("cpu"))
 
@@ -79,6 +83,8 @@ def test_resume_after_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fi
     whole = train(tiny_config(assets, tmp_path, run_name="whole", epochs=2, test_interval=5))
     part = train(tiny_config(assets, tmp_path, run_name="part", epochs=1, test_interval=5))
     assert read_checkpoint(part / "checkpoints" / "last.pt")["epoch"] == 1
+    with (part / "metrics.jsonl").open("a") as f:  # a kill after epoch 2's record, before its checkpoint, mid-line
+        f.write('{"epoch": 2, "loss": {}}\n{"epoch": 3, "lo')
     train(tiny_config(assets, tmp_path, run_name="part", epochs=2, test_interval=5), resume=True)
     a, b = (read_checkpoint(r / "checkpoints" / "last.pt") for r in (whole, part))
     assert a["epoch"] == b["epoch"] == 2
@@ -87,7 +93,8 @@ def test_resume_after_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fi
     opt_a, opt_b = a["optimizers"]["optimizer_D"]["state"], b["optimizers"]["optimizer_D"]["state"]
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
     lines = (part / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and '"eval"' in lines[1]  # the last epoch always evaluates
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]  # the records past the checkpoint are gone
+    assert '"eval"' in lines[1]  # the last epoch always evaluates
     # the checkpoint has the official state_epoch layout plus our extras
     assert set(a) >= {"model", "optimizers", "epoch", "scalers", "rng", "config"}
 

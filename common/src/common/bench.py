@@ -9,7 +9,6 @@ masked, Recall/NDCG/Precision/MAP at 5/10/20/50) and (b) one epoch of BPR negati
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -20,10 +19,7 @@ from common.data.bpr import BPRSampler
 from common.data.mmrec import load_mmrec
 from common.metrics.ranking import evaluate_full_ranking
 from common.synthetic import mmrec as synthetic_mmrec
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from common.timing import peak_rss_mib
 
 
 def best_of(fn, repeats: int) -> float:

@@ -27,6 +27,7 @@ import torch
 import yaml
 
 from common.errors import DataFormatError, WeightsNotFoundError
+from common.io import atomic_save, truncate_metrics
 
 log = logging.getLogger(__name__)
 RANKING_METRICS = ("recall", "ndcg", "precision", "map")
@@ -97,15 +98,6 @@ def save_config(config: Any, path: Path, **resolved: Any) -> None:
     path.write_text(yaml.safe_dump({**dataclasses.asdict(config), **resolved}, sort_keys=False))
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a kill never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -153,19 +145,6 @@ def check_valid_metric(metric: str, topk: list[int], source: str | Path) -> None
     name, _, k = metric.partition("@")
     if name not in RANKING_METRICS or not k.isdigit() or int(k) not in topk:
         raise DataFormatError(source, f"valid_metric {metric!r} is not <metric>@<k> with k in topk {topk}")
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A weights file saved with ``torch.save(state_dict)``, read with ``weights_only``; a corrupt file or one that
-    is not a dict of tensors is a one-line ``DataFormatError`` naming it."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a corrupt file
-        raise DataFormatError(path, f"not a readable torch state dict ({type(err).__name__})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataFormatError(path, f"not a state dict of tensors (found {type(state).__name__})")
-    return state
 
 
 def load_checkpoint(path: str | Path, kind: str, required: tuple[str, ...] = ("model", "config")) -> dict:
@@ -221,19 +200,6 @@ class EpochTrainer(Protocol):
     def best_checkpoint(self) -> dict: ...
 
 
-def _truncate_metrics(path: Path, epoch: int) -> None:
-    """Drop lines of epochs >= ``epoch`` (written after the checkpoint a resumed run starts from)."""
-    if path.is_file():
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["epoch"] < epoch:
-                    kept.append(line)
-            except (ValueError, KeyError):  # a line cut short by the kill
-                continue
-        path.write_text("".join(ln + "\n" for ln in kept))
-
-
 def fit(trainer: EpochTrainer, run_dir: str | Path, *, epochs: int, stopping_step: int, valid_metric: str,
         resume: bool = False, max_epochs: int | None = None, label: str = "") -> Progress:
     """Train epoch by epoch: evaluate valid and test after each, stop early, checkpoint atomically.
@@ -252,7 +218,7 @@ def fit(trainer: EpochTrainer, run_dir: str | Path, *, epochs: int, stopping_ste
         state = load_checkpoint(last, "training", required=("trainer", "progress"))
         trainer.load_state_dict(state["trainer"])
         progress = Progress(**state["progress"])
-        _truncate_metrics(metrics, progress.epoch)
+        truncate_metrics(metrics, progress.epoch)
         log.info("resumed %s at epoch %d", run_dir, progress.epoch)
     elif metrics.is_file():
         metrics.unlink()
@@ -303,6 +269,16 @@ def add_run_arguments(parser: Any, example: str) -> None:
     parser.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--runs-dir", help="root folder of run directories")
+
+
+def add_bench_arguments(b: Any, n_batches: int, train_steps: int) -> None:
+    """The ``bench`` flags of the GAN projects' CLIs (GALIP, DE-Net)."""
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
+    b.add_argument("--n-batches", type=int, default=n_batches, help="timed batches per size")
+    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
+    b.add_argument("--train-steps", type=int, default=train_steps, help="timed training steps")
+    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
 
 
 def cli_logging() -> None:

@@ -8,8 +8,8 @@ import tempfile
 
 import torch
 
-from galip.bench import _timed, peak_rss_mib
-from galip.distributed import Dist
+from common.distributed import Dist
+from common.timing import peak_rss_mib, timed
 
 from .config import DENetConfig
 from .damsm import write_random_damsm
@@ -29,7 +29,7 @@ def edit_throughput(netG: NetG, batch_size: int, n_batches: int, device: torch.d
         with torch.inference_mode():
             netG(images, sent)
 
-    times, cuda_peak = _timed(run, n_batches, 1, device)
+    times, cuda_peak = timed(run, n_batches, 1, device)
     mean = sum(times) / len(times)
     return {"batch_size": batch_size, "s_per_batch": mean, "edits_per_s": batch_size / mean, "cuda_peak_mib": cuda_peak}
 
@@ -48,7 +48,7 @@ def train_step_time(device: torch.device, batch_size: int, n_steps: int) -> dict
     images = torch.rand(batch_size, 3, 256, 256, generator=gen) * 2 - 1
     tokens = torch.randint(1, VOCAB, (batch_size, 18), generator=gen)
     lengths = torch.randint(5, 19, (batch_size,), generator=gen)
-    times, cuda_peak = _timed(lambda: trainer.step(images, tokens, lengths), n_steps, 1, device)
+    times, cuda_peak = timed(lambda: trainer.step(images, tokens, lengths), n_steps, 1, device)
     return {"batch_size": batch_size, "s_per_step": sum(times) / len(times), "cuda_peak_mib": cuda_peak}
 
 

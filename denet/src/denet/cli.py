@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from common.runs import add_run_arguments, cli_logging, run_cli
-from galip.cli import add_bench_arguments, add_fid_stats_command
+from common.dfgan_fid import add_fid_stats_command
+from common.runs import add_bench_arguments, add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -36,7 +36,9 @@ def _train_damsm(args) -> None:
 def _edit(args) -> None:
     import torch
 
-    from .sample import edit, encode_texts, load_editor, read_source, save_grid
+    from common.reports import save_grid
+
+    from .sample import edit, encode_texts, load_editor, read_source
 
     config, nets = load_editor(args.checkpoint, args.config, args.device, text_encoder=args.text_encoder,
                                image_encoder=args.image_encoder, data=args.data)
@@ -51,7 +53,7 @@ def _edit(args) -> None:
 
 
 def _eval(args) -> None:
-    from galip import distributed
+    from common import distributed
 
     from .evaluate import evaluate
     from .report import write_report
@@ -74,7 +76,7 @@ def _eval(args) -> None:
 
 
 def _fid_stats(args) -> None:
-    from galip.evaluate import real_statistics
+    from common.dfgan_fid import real_statistics
 
     from .config import load_config
 

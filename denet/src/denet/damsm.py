@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from common.errors import DataFormatError, WeightsNotFoundError
-from common.runs import read_state_dict
+from common.io import read_state_dict
 
 EPS = 1e-8  # clamp of the norm products in AttnGAN's cosine similarities
 INIT_RANGE = 0.1  # uniform init of the word embedding and the two image embedding layers
@@ -208,7 +208,7 @@ def load_damsm(text_path: str | Path, image_path: str | Path, n_words: int, nef:
 def write_random_damsm(folder: str | Path, n_words: int, seed: int = 0) -> tuple[Path, Path]:
     """RANDOM DAMSM ``text_encoder.pth`` / ``image_encoder.pth`` in AttnGAN's format (plain state dicts) in
     ``folder``, for tests and timings; the caller's RNG state is left untouched."""
-    from common.runs import atomic_save
+    from common.io import atomic_save
 
     folder = Path(folder)
     with torch.random.fork_rng(devices=[]):

@@ -2,7 +2,7 @@
 
 One random caption of the first ``captions_per_image`` per item and epoch, tokenised to ``words_num`` DAMSM word ids;
 the train transform of DF-GAN/GALIP (resize to 304, random 256 crop, flip), ``drop_last`` batches (the loader is
-GALIP's: shuffle or a ``DistributedSampler``, reproducible per (seed, epoch)).
+``common.distributed.epoch_loader``: shuffle or a ``DistributedSampler``, reproducible per (seed, epoch)).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import torch
 
 from common.data.text_image import DAMSM_PICKLE, DamsmTokenizer, TextImageDataset, load_damsm_captions
 from common.errors import DataFormatError
-from galip.data import loader
 
 from .config import DENetConfig
 
-__all__ = ["class_ids", "dataset", "loader", "n_words", "tokenizer"]
+__all__ = ["class_ids", "dataset", "n_words", "tokenizer"]
 
 
 def tokenizer(config: DENetConfig) -> DamsmTokenizer:

@@ -9,47 +9,35 @@ Captions, crops and flips come from a generator seeded by ``seed``; the caller's
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from tqdm import tqdm
 
-from common.errors import WeightsNotFoundError
-from common.metrics.fid import FIDFeatureExtractor, frechet_distance, load_statistics, signed_to_unit, statistics
-from galip import distributed
-from galip.distributed import Dist
-from galip.evaluate import FID_STATS_SOURCE, TORCHVISION_INCEPTION_SOURCE
+from common import distributed
+from common.dfgan_fid import check_eval_files, fid_extractor
+from common.distributed import Dist, epoch_loader
+from common.metrics.fid import frechet_distance, load_statistics, signed_to_unit, statistics
 
 from .config import DENetConfig
-from .data import dataset, loader
+from .data import dataset
 from .losses import roll
 from .metrics import manipulative_precision, pixel_differences, text_image_similarity
-from .train import encode
-
-
-def check_eval_files(config: DENetConfig) -> None:
-    """One-line errors, before any work, when the Inception weights or the reference statistics are missing."""
-    if not Path(config.fid_weights).is_file():
-        raise WeightsNotFoundError("fid_weights", Path(config.fid_weights), TORCHVISION_INCEPTION_SOURCE)
-    if not Path(config.fid_stats).is_file():
-        raise WeightsNotFoundError("fid_stats", Path(config.fid_stats),
-                                   FID_STATS_SOURCE.replace("galip fid-stats", "denet fid-stats"))
+from .nets import encode
 
 
 @torch.inference_mode()
 def evaluate(nets, config: DENetConfig, where: Dist, seed: int, show_progress: bool = True) -> dict:
     """``{"mp", "sim", "diff", "mse", "fid", "n_samples"}`` (all ranks), plus the synthetic colour-edit check."""
-    check_eval_files(config)
+    check_eval_files(config, "denet")
     devices = [where.device] if where.device.type == "cuda" else []
     netG = nets.netG  # noqa: N806
     was_training = netG.training
     netG.eval()
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed * 1009 + where.rank)
-        extractor = FIDFeatureExtractor(config.fid_weights, protocol="dfgan", device=where.device, key="fid_weights")
+        extractor = fid_extractor(config, where.device)
         reference = load_statistics(config.fid_stats)
-        batches = loader(dataset(config, "test"), config.eval_batch_size, shuffle=False, seed=seed, epoch=0,
-                         num_workers=config.num_workers, where=where)
+        batches = epoch_loader(dataset(config, "test"), config.eval_batch_size, shuffle=False, seed=seed, epoch=0,
+                               num_workers=config.num_workers, where=where)
         quota = None if config.eval_samples is None else -(-config.eval_samples // where.world_size)
         parts: dict[str, list[torch.Tensor]] = {"diff": [], "mse": [], "sim": [], "feats": []}
         done = 0

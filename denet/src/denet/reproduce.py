@@ -17,13 +17,14 @@ import json
 import sys
 from pathlib import Path
 
+from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
+from common.run_folder import read_metrics
 from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import text_image as synthetic_text_image
-from galip.evaluate import real_statistics
 
 from .config import DENetConfig, load_config
-from .report import read_metrics, write_report
+from .report import write_report
 from .stand_in import train_stand_in_inception
 from .train import train
 from .train_damsm import train_damsm

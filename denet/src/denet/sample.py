@@ -13,17 +13,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import transforms
 
+from common.checkpoints import read_checkpoint
 from common.errors import DataFormatError
-from galip.sample import save_grid
-from galip.train import read_checkpoint
+from common.reports import save_grid
 
 from .config import DENetConfig, load_config
 from .damsm import RNN_ENCODER
 from .data import dataset, tokenizer
 from .models import NetG
-from .train import Nets, build_nets, encode
+from .nets import Nets, build_nets, encode
 
-__all__ = ["PreviewSet", "edit", "encode_texts", "load_editor", "read_source", "save_grid"]
+__all__ = ["PreviewSet", "edit", "encode_texts", "load_editor", "read_source"]
 
 
 @torch.inference_mode()

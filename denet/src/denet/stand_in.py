@@ -19,14 +19,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError
+from common.io import atomic_save, read_state_dict
 from common.metrics.fid import write_random_torchvision_inception_weights
-from common.runs import atomic_save, read_state_dict, set_seed
-from galip.distributed import Dist
+from common.runs import set_seed
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER
-from .data import class_ids, dataset, loader
+from .data import class_ids, dataset
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def train_stand_in_inception(config: DENetConfig, out: str | Path, epochs: int, 
     for epoch in range(1, epochs + 1):
         correct = total = 0
         loss_sum = 0.0
-        batches = loader(train_set, config.damsm_batch_size, shuffle=True, seed=config.seed, epoch=epoch,
-                         num_workers=config.num_workers, where=where)
+        batches = epoch_loader(train_set, config.damsm_batch_size, shuffle=True, seed=config.seed, epoch=epoch,
+                               num_workers=config.num_workers, where=where)
         for batch in tqdm(batches, desc=f"stand-in Inception epoch {epoch}/{epochs}", unit="batch", leave=False):
             labels = class_ids(batch["key"], config.dataset).to(device) - 1
             logits = head(encoder.pooled(batch["image"].to(device)))

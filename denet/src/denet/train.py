@@ -11,63 +11,26 @@ none), ``torchrun`` + DDP, atomic checkpoints in the official ``state_epoch`` la
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from common import distributed
+from common.distributed import Dist
+from common.run_folder import open_run, resume_or_record
 from common.runs import load_weights
-from galip import distributed
-from galip.distributed import Dist
-from galip.train import GANTrainer, epoch_loop, loss_line, open_run, resume_or_record
 
 from .config import DENetConfig
-from .damsm import CNN_ENCODER, RNN_ENCODER, load_damsm
-from .data import class_ids, dataset, n_words
+from .data import class_ids, dataset
+from .gan import GANTrainer, epoch_loop, loss_line
 from .losses import discriminator_loss, generator_loss, roll
-from .models import NetC, NetD, NetG
+from .nets import build_nets, encode
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Nets:
-    netG: NetG  # noqa: N815
-    netD: NetD  # noqa: N815
-    netC: NetC  # noqa: N815
-    text_encoder: RNN_ENCODER
-    image_encoder: CNN_ENCODER
-
-
-def load_encoders(config: DENetConfig, device: torch.device, vocab_size: int | None = None
-                  ) -> tuple[RNN_ENCODER, CNN_ENCODER]:
-    """The frozen DAMSM encoders named by the config (strict; one-line errors for a missing or wrong file).
-    ``vocab_size`` defaults to the size of the dataset's DAMSM vocabulary."""
-    text_encoder, image_encoder = load_damsm(config.text_encoder, config.image_encoder,
-                                             vocab_size or n_words(config), input_size=config.damsm_input_size)
-    return text_encoder.to(device), image_encoder.to(device)
-
-
-def build_nets(config: DENetConfig, device: torch.device, vocab_size: int | None = None) -> Nets:
-    """``NetG(nf, z_dim)``, ``NetD(nf)``, ``NetC(nf)`` (official ``prepare_models``) and the frozen DAMSM."""
-    text_encoder, image_encoder = load_encoders(config, device, vocab_size)
-    netG = NetG(config.nf, imsize=config.imsize).to(device)  # noqa: N806
-    netD = NetD(config.nf, config.imsize).to(device)  # noqa: N806
-    return Nets(netG, netD, NetC(config.nf).to(device), text_encoder, image_encoder)
-
-
-@torch.no_grad()
-def encode(text_encoder: RNN_ENCODER, tokens: torch.Tensor, lengths: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """DAMSM (words [B, 256, T], sentence [B, 256]) of word ids [B, words_num] (frozen, eval mode)."""
-    words, sent = text_encoder(tokens, lengths)
-    return words.detach(), sent.detach()
-
-
 class Trainer(GANTrainer):
-    """DE-Net's networks, optimisers and scalers of one process (GALIP's trainer plumbing), and the training step."""
-
-    kind = "denet"
+    """DE-Net's networks, optimisers and scalers of one process (``gan.GANTrainer``), and the training step."""
 
     def __init__(self, config: DENetConfig, where: Dist, vocab_size: int | None = None) -> None:
         self._setup(config, where, build_nets(config, where.device, vocab_size),
@@ -120,11 +83,13 @@ def train(config: DENetConfig, resume: bool = False) -> Path:
 
 
 def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
-    from .evaluate import check_eval_files, evaluate
+    from common.dfgan_fid import check_eval_files
+
+    from .evaluate import evaluate
     from .report import plot_losses
     from .sample import PreviewSet
 
-    check_eval_files(config)
+    check_eval_files(config, "denet")
     train_set = dataset(config, "train")
     run_dir, trainer = open_run(config, resume, where, lambda: Trainer(config, where), train_set)
     preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)

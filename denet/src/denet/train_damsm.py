@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common.runs import atomic_save, set_seed
-from galip.distributed import Dist
+from common.distributed import Dist, epoch_loader
+from common.io import atomic_save
+from common.runs import set_seed
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER, RNN_ENCODER, sent_loss, words_loss
-from .data import class_ids, dataset, loader, n_words
+from .data import class_ids, dataset, n_words
 
 log = logging.getLogger(__name__)
 SNAPSHOT_INTERVAL = 50
@@ -62,8 +63,8 @@ def train_damsm(config: DENetConfig, out_dir: str | Path, epochs: int | None = N
         image_encoder.train()
         optimizer = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
         sums, n = {"w0": 0.0, "w1": 0.0, "s0": 0.0, "s1": 0.0}, 0
-        batches = loader(train_set, config.damsm_batch_size, shuffle=True, seed=config.seed, epoch=epoch,
-                         num_workers=config.num_workers, where=where)
+        batches = epoch_loader(train_set, config.damsm_batch_size, shuffle=True, seed=config.seed, epoch=epoch,
+                               num_workers=config.num_workers, where=where)
         for batch in tqdm(batches, desc=f"DAMSM epoch {epoch}/{epochs}", unit="batch", leave=False):
             loss, parts = damsm_step(text_encoder, image_encoder, batch, config.dataset, device)
             optimizer.zero_grad(set_to_none=True)

@@ -18,13 +18,13 @@ import logging
 from pathlib import Path
 
 import torch
-from galip import distributed
-from galip.distributed import Dist
-from galip.train import rng_state, set_rng_state
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from common import distributed
+from common.checkpoints import rng_state, set_rng_state
 from common.data.videoqa import VideoQADataset, load_videoqa
+from common.distributed import Dist
 from common.errors import DataFormatError
 from common.metrics.videoqa import videoqa_accuracy
 from common.runs import Progress, fit, plot_curves, run_directory, save_config, set_seed, write_run_report

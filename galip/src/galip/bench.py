@@ -2,34 +2,22 @@
 
 ``sampling_throughput`` times the generator's sampling path (``NetG.generate``: no autograd, the blocks' in-place
 fast path). ``tune_malloc_for_inference`` is an opt-in, process-wide allocator setting for CPU sampling runs.
-Helpers for timing and memory are shared so that further measurements (e.g. a training step) can be added here.
+Timing and memory come from ``common.timing``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import resource
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import torch
 
+from common.timing import peak_rss_mib, timed
+
 if TYPE_CHECKING:
     from .models import NetG
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for queued kernels, so that wall-clock times cover the work (no-op on CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
 def tune_malloc_for_inference() -> bool:
@@ -50,22 +38,6 @@ def tune_malloc_for_inference() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, largest)) and bool(libc.mallopt(m_trim_threshold, largest))
 
 
-def _timed(fn, n: int, warmup: int, device: torch.device) -> tuple[list[float], float | None]:
-    """Run ``fn`` ``warmup`` times untimed, then ``n`` times timed; (seconds per call, CUDA peak MiB or None)."""
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(n):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return times, torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
-
 def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int, cond_dim: int, nz: int,  # noqa: N803
                         device: str | torch.device, *, seed: int = 0) -> dict[str, float | int | str]:
     """Time ``netG.generate`` on random noise and random sentence embeddings.
@@ -81,7 +53,7 @@ def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(batch_size, nz, generator=gen).to(device)
     sent = torch.randn(batch_size, cond_dim, generator=gen).to(device)
-    times, cuda_peak = _timed(lambda: netG.generate(noise, sent), n_batches, warmup, device)
+    times, cuda_peak = timed(lambda: netG.generate(noise, sent), n_batches, warmup, device)
     result: dict[str, float | int | str] = {
         "images_per_s": batch_size * n_batches / sum(times),
         "s_per_batch": sum(times) / n_batches,
@@ -110,7 +82,7 @@ def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, 
     tok = ClipTokenizer()
     tokens = torch.stack([tok(f"a photo of bird number {i}")[0] for i in range(batch_size)])
     trainer.train_mode()
-    times, cuda_peak = _timed(lambda: trainer.step(images, tokens), n_steps, warmup, device)
+    times, cuda_peak = timed(lambda: trainer.step(images, tokens), n_steps, warmup, device)
     result: dict[str, float | int | str] = {
         "s_per_step": sum(times) / n_steps, "steps_per_s": n_steps / sum(times), "batch_size": batch_size,
         "n_steps": n_steps, "peak_rss_mib": peak_rss_mib(), "mixed_precision": str(cfg.mixed_precision),
@@ -125,9 +97,9 @@ def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches:
     """The full-size birds architecture (nf 64, ViT-B/32, 256 -> 224 px) with RANDOM weights: sampling images/s per
     batch size, then (``train_batch`` > 0) seconds per training step (AMP on CUDA as the paper configs, fp32 on CPU).
     Random weights give the same speed as trained ones; no files are read."""
+    from common import distributed
     from common.data.clip_weights import VIT_B32, import_clip
 
-    from . import distributed
     from .config import GALIPConfig
     from .train import Trainer
 

@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from common.runs import add_run_arguments, cli_logging, run_cli
+from common.dfgan_fid import add_fid_stats_command
+from common.runs import add_bench_arguments, add_run_arguments, cli_logging, run_cli
 
 
 def _label(config) -> str:
@@ -31,7 +32,9 @@ def _train(args) -> None:
 def _sample(args) -> None:
     import torch
 
-    from .sample import load_generator, sample_caption, save_grid
+    from common.reports import save_grid
+
+    from .sample import load_generator, sample_caption
 
     config, nets = load_generator(args.checkpoint, args.config, args.device, clip_weights=args.clip_weights)
     images = sample_caption(nets.netG, nets.text_encoder, args.text, args.n, config.z_dim, torch.device(args.device),
@@ -43,7 +46,8 @@ def _sample(args) -> None:
 def _eval(args) -> None:
     from pathlib import Path
 
-    from . import distributed
+    from common import distributed
+
     from .evaluate import evaluate
     from .report import write_report
     from .sample import load_generator
@@ -65,8 +69,9 @@ def _eval(args) -> None:
 
 
 def _fid_stats(args) -> None:
+    from common.dfgan_fid import real_statistics
+
     from .config import load_config
-    from .evaluate import real_statistics
 
     config = load_config(args.config, data=args.data, fid_weights=args.fid_weights)
     print(f"wrote {real_statistics(config, args.out)}")
@@ -77,26 +82,6 @@ def _bench(args) -> None:
 
     print(report(bench(device=args.device, batch_sizes=args.batch_sizes, n_batches=args.n_batches,
                        train_batch=args.train_batch, train_steps=args.train_steps, threads=args.threads)))
-
-
-def add_fid_stats_command(sub, func) -> None:
-    """``fid-stats``: reference FID statistics of a dataset's test images (GALIP's and DE-Net's CLIs)."""
-    f = sub.add_parser("fid-stats", help="reference FID statistics (npz) of a dataset's test images")
-    f.add_argument("--config", required=True)
-    f.add_argument("--data", help="dataset folder (overrides the config)")
-    f.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
-    f.add_argument("--out", required=True, help="output .npz")
-    f.set_defaults(func=func)
-
-
-def add_bench_arguments(b: argparse.ArgumentParser, n_batches: int, train_steps: int) -> None:
-    """The ``bench`` flags GALIP's and DE-Net's CLIs share."""
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
-    b.add_argument("--n-batches", type=int, default=n_batches, help="timed batches per size")
-    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
-    b.add_argument("--train-steps", type=int, default=train_steps, help="timed training steps")
-    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,56 +13,23 @@ Sampling noise and captions come from a generator seeded by ``seed``; the caller
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.data.text_image import TextImageDataset, load_cub_bboxes, load_filenames, load_image
-from common.errors import WeightsNotFoundError
+from common import distributed
+from common.dfgan_fid import check_eval_files, fid_extractor
+from common.distributed import Dist, epoch_loader
 from common.metrics.clip_score import clip_cosines
-from common.metrics.fid import (
-    FIDFeatureExtractor,
-    frechet_distance,
-    load_statistics,
-    save_statistics,
-    signed_to_unit,
-    statistics,
-)
+from common.metrics.fid import frechet_distance, load_statistics, signed_to_unit, statistics
 
-from . import distributed
 from .config import GALIPConfig
-from .data import dataset, loader
-from .distributed import Dist
-
-FID_PROTOCOL = "dfgan"
-TORCHVISION_INCEPTION_SOURCE = (
-    "torchvision's ImageNet Inception-v3, https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth "
-    "(Inception_V3_Weights.IMAGENET1K_V1, what the official code's inception_v3(pretrained=True) loads)"
-)
-FID_STATS_SOURCE = (
-    "DF-GAN's metadata zip for the dataset (data/<dataset>/npz/*_val256_FIDK0.npz, linked from tobran/DF-GAN's "
-    "README), or make statistics of your own test images with `galip fid-stats`"
-)
-
-
-def check_eval_files(config: GALIPConfig) -> None:
-    """One-line errors, before any work, when the Inception weights or the reference statistics are missing."""
-    if not Path(config.fid_weights).is_file():
-        raise WeightsNotFoundError("fid_weights", Path(config.fid_weights), TORCHVISION_INCEPTION_SOURCE)
-    if not Path(config.fid_stats).is_file():
-        raise WeightsNotFoundError("fid_stats", Path(config.fid_stats), FID_STATS_SOURCE)
-
-
-def fid_extractor(config: GALIPConfig, device: torch.device) -> FIDFeatureExtractor:
-    return FIDFeatureExtractor(config.fid_weights, protocol=FID_PROTOCOL, device=device, key="fid_weights")
+from .data import dataset
 
 
 @torch.inference_mode()
 def evaluate(nets, config: GALIPConfig, where: Dist, seed: int, show_progress: bool = True) -> dict:
     """``{"fid", "clip_score", "n_samples"}`` over ``sample_times`` passes of the test split (all ranks)."""
-    check_eval_files(config)
+    check_eval_files(config, "galip")
     devices = [where.device] if where.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # building the Inception draws random inits too
         torch.manual_seed(seed * 1009 + where.rank)
@@ -78,7 +45,7 @@ def evaluate(nets, config: GALIPConfig, where: Dist, seed: int, show_progress: b
         for t in range(config.sample_times):
             if quota is not None and done >= quota:
                 break
-            batches = loader(test_set, config.eval_batch_size, shuffle=False, seed=seed, epoch=t,
+            batches = epoch_loader(test_set, config.eval_batch_size, shuffle=False, seed=seed, epoch=t,
                              num_workers=config.num_workers, where=where)
             bar = tqdm(batches, desc=f"eval pass {t + 1}/{config.sample_times}", unit="batch", leave=False,
                        disable=not (show_progress and where.is_main))
@@ -103,39 +70,3 @@ def evaluate(nets, config: GALIPConfig, where: Dist, seed: int, show_progress: b
     mu, sigma = statistics(all_feats)
     return {"fid": frechet_distance(mu, sigma, *reference), "clip_score": float(all_cos.mean()),
             "n_samples": int(all_feats.shape[0])}
-
-
-def dfgan_real_transform():
-    """DF-GAN's real-image FID pipeline (``tobran/DF-GAN:code/eval/FID/fid_score.py``): PIL ``Resize(299)`` of the
-    shorter side, ``RandomCrop(299)``, ``ToTensor`` -> [0, 1] (the protocol's 299x299 resize is then a no-op)."""
-    from torchvision import transforms
-
-    return transforms.Compose([transforms.Resize(299), transforms.RandomCrop(299), transforms.ToTensor()])
-
-
-@torch.inference_mode()
-def real_statistics(config: GALIPConfig, out: str | Path, batch_size: int = 32, seed: int = 0) -> Path:
-    """``mu``/``sigma`` of the test images' Inception features under the same protocol, saved as ``out`` (npz).
-
-    Which images and crop made DF-GAN's released npz files is not documented (DF-GAN#36); here: every test image as
-    the data loader reads it (CUB box crop for birds) through DF-GAN's real-image script pipeline
-    (:func:`dfgan_real_transform`, random crop seeded by ``seed``). For datasets without a released npz and for the
-    embedded default.
-    """
-    if not Path(config.fid_weights).is_file():
-        raise WeightsNotFoundError("fid_weights", Path(config.fid_weights), TORCHVISION_INCEPTION_SOURCE)
-    extractor = fid_extractor(config, torch.device("cpu"))
-    probe = TextImageDataset(config.data, "test", config.dataset, config.imsize, image_dir=config.image_dir)
-    keys = load_filenames(config.data, "test")
-    boxes = load_cub_bboxes(Path(config.data) / "CUB_200_2011") if config.dataset == "birds" else None
-    transform = dfgan_real_transform()
-    feats = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for start in tqdm(range(0, len(keys), batch_size), desc="real-image features", unit="batch"):
-            chunk = keys[start:start + batch_size]
-            images = torch.stack([transform(load_image(probe.image_path(k), None if boxes is None else boxes[k]))
-                                  for k in chunk])
-            feats.append(extractor(images))
-    mu, sigma = statistics(np.concatenate(feats))
-    return save_statistics(out, mu, sigma)

@@ -15,13 +15,14 @@ import json
 import sys
 from pathlib import Path
 
+from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
+from common.run_folder import read_metrics
 from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import text_image as synthetic_text_image
 
 from .config import GALIPConfig, load_config
-from .evaluate import real_statistics
-from .report import read_metrics, write_report
+from .report import write_report
 from .tiny_clip import train_tiny_clip
 from .train import _label, train
 

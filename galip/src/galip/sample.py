@@ -10,21 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 
 from common.data.text_image import ClipTokenizer, read_captions
 from common.errors import DataFormatError
+from common.reports import save_grid
 
 from .config import GALIPConfig
 from .models import CLIPTextEncoder, NetG
-
-
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
-    """Images in [-1, 1] (clamped) -> one PNG grid, as the official notebook writes it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
-    return path
 
 
 @torch.inference_mode()
@@ -81,9 +73,11 @@ def load_generator(checkpoint: str | Path, config_path: str | Path | None = None
                    **overrides) -> tuple[GALIPConfig, object]:
     """(config, nets) with NetG loaded strictly from ``checkpoint``: a galip run's ``last.pt`` (its config is used
     unless ``config_path`` is given) or an official ``state_epoch_*.pth`` / released file (needs ``config_path``)."""
+    from common.checkpoints import read_checkpoint
+
     from .checkpoints import load_official_netG
     from .config import load_config
-    from .train import build_nets, load_clip_model, read_checkpoint
+    from .nets import build_nets, load_clip_model
 
     path = Path(checkpoint)
     ckpt = read_checkpoint(path)

@@ -15,85 +15,34 @@ from __future__ import annotations
 
 import json
 import logging
-import random
+import shutil
 import time
-from collections.abc import Callable, Sized
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from common.data.clip_weights import load_clip
+from common import distributed
+from common.checkpoints import rng_state, set_rng_state
+from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError
-from common.runs import atomic_save, save_config, set_seed
+from common.io import atomic_save
+from common.run_folder import open_run, resume_or_record
 
-from . import distributed
 from .config import GALIPConfig
-from .data import dataset, loader
-from .distributed import Dist
+from .data import dataset
 from .losses import discriminator_loss, generator_loss
-from .models import CLIPImageEncoder, CLIPTextEncoder, NetC, NetD, NetG
+from .nets import build_nets, load_clip_model
 
 log = logging.getLogger(__name__)
 SCALE_RESET = 16384.0
 
 
-@dataclass
-class Nets:
-    """GALIP's networks; the three CLIP users share one frozen CLIP model (official CLIP4trn)."""
-
-    netG: NetG  # noqa: N815
-    netD: NetD  # noqa: N815
-    netC: NetC  # noqa: N815
-    image_encoder: CLIPImageEncoder
-    text_encoder: CLIPTextEncoder
-
-
-def build_nets(config: GALIPConfig, clip_model: nn.Module, device: torch.device) -> Nets:
-    """The official ``prepare_models``: NetG(nf, z_dim, cond_dim, imsize, ch_size, mixed_precision, CLIP), NetD,
-    NetC, and the frozen CLIP image/text encoders sharing ``clip_model``."""
-    netG = NetG(config.nf, config.z_dim, config.cond_dim, config.imsize, config.ch_size, clip_model,  # noqa: N806
-                config.mixed_precision, config.out_size)
-    netD = NetD(config.nf, config.imsize, config.ch_size, config.mixed_precision,  # noqa: N806
-                clip_ch=clip_model.visual.conv1.out_channels, out_ch=config.d_out_ch)
-    netC = NetC(config.nf, config.cond_dim, config.mixed_precision, in_ch=config.d_out_ch)  # noqa: N806
-    nets = Nets(netG, netD, netC, CLIPImageEncoder(clip_model), CLIPTextEncoder(clip_model))
-    for net in (nets.netG, nets.netD, nets.netC, nets.image_encoder, nets.text_encoder):
-        net.to(device)
-    nets.image_encoder.eval()
-    nets.text_encoder.eval()
-    return nets
-
-
-def load_clip_model(config: GALIPConfig, device: torch.device) -> nn.Module:
-    """CLIP ViT-B/32 from ``config.clip_weights`` (fp16 on CUDA, fp32 on CPU, as ``clip.load``); never downloads."""
-    model, _ = load_clip(config.clip_weights, device)
-    return model
-
-
-def rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 class GANTrainer:
-    """What GALIP's and DE-Net's trainers share: Adam on G and on D + C, one GradScaler per net with the official
+    """GALIP's trainer minus the step: Adam on G and on D + C, one GradScaler per net with the official
     floor (a scale below ``scaler_min`` is reset to 16384), DDP wrappers (``self.G/D/C``, what a step calls), and the
     official ``state_epoch`` checkpoint layout plus scalers, RNG states and the config."""
 
@@ -194,23 +143,6 @@ class Trainer(GANTrainer):
         load_official_netC(models["netC"], self.nets.netC, path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """A ``torch.load``-ed checkpoint, with one-line errors for a missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a format problem of this file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise DataFormatError(path, f"cannot read as a torch checkpoint ({first})") from None
-
-
-def run_directory(config: GALIPConfig) -> Path:
-    name = config.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(config.runs_dir) / config.dataset / distributed.broadcast(name)
-
-
 def _label(config: GALIPConfig) -> str:
     parts = [p for p, on in (("SYNTHETIC data", config.synthetic),
                              ("STAND-IN weights, not OpenAI CLIP / ImageNet Inception", config.random_weights)) if on]
@@ -219,9 +151,9 @@ def _label(config: GALIPConfig) -> str:
 
 def check_inputs(config: GALIPConfig) -> None:
     """Fail at start, with one line, on anything the run would otherwise only miss hours later."""
-    from .evaluate import check_eval_files
+    from common.dfgan_fid import check_eval_files
 
-    check_eval_files(config)
+    check_eval_files(config, "galip")
 
 
 def train(config: GALIPConfig, resume: bool = False) -> Path:
@@ -237,45 +169,18 @@ def train(config: GALIPConfig, resume: bool = False) -> Path:
         distributed.teardown()
 
 
-def open_run(config, resume: bool, where: Dist, make_trainer: Callable[[], Any], train_set: Sized
-             ) -> tuple[Path, Any]:
-    """Start of a run (GALIP's and DE-Net's): the run directory, which must hold a checkpoint exactly when
-    resuming; the seed; the trainer; a train split of at least one batch per process. One-line errors."""
-    run_dir = run_directory(config)
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume and not last.is_file():
-        raise DataFormatError(last, "nothing to resume (no checkpoint of this run)")
-    if not resume and last.is_file():
-        raise DataFormatError(run_dir, "run directory already holds a checkpoint; pass --resume or a new --run-name")
-    set_seed(config.seed)
-    trainer = make_trainer()
-    if len(train_set) < config.batch_size * where.world_size:
-        raise DataFormatError(Path(config.data), f"train split has {len(train_set)} images, fewer than one batch "
-                                                 f"({config.batch_size} x {where.world_size} processes)")
-    return run_dir, trainer
-
-
-def resume_or_record(trainer, config, run_dir: Path, resume: bool, where: Dist) -> None:
-    """Load ``checkpoints/last.pt`` into ``trainer`` when resuming, else write the run's ``config.yaml``."""
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume:
-        trainer.load_state_dict(read_checkpoint(last), last)
-        log.info("resumed %s at epoch %d", run_dir, trainer.epoch)
-    elif where.is_main:
-        save_config(config, run_dir / "config.yaml")
-
-
 def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Callable[[dict], dict[str, float]],
                preview: Callable[[Path], Path], evaluate: Callable[[], dict], log_line: Callable[[dict], str]) -> None:
     """Epochs ``trainer.epoch + 1 .. config.epochs``: ``step(batch)`` per batch (its loss parts are averaged over
     the epoch and the processes), ``preview(png)`` every ``gen_interval``, ``evaluate()`` every ``test_interval``,
-    one ``metrics.jsonl`` record and log line per epoch, ``checkpoints/last.pt`` (atomic) every ``save_interval``;
+    one ``metrics.jsonl`` record, log line and ``checkpoints/last.pt`` (atomic) per epoch, a kept copy
+    ``checkpoints/state_epoch_XXX.pth`` every ``save_interval``;
     the last epoch always previews, evaluates and saves."""
     last = run_dir / "checkpoints" / "last.pt"
     while trainer.epoch < config.epochs:
         epoch = trainer.epoch + 1
         trainer.train_mode()
-        batches = loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
+        batches = epoch_loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
                          num_workers=config.num_workers, where=where)
         sums: dict[str, float] = {}
         start = time.perf_counter()
@@ -297,8 +202,10 @@ def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Cal
             log.info(log_line(record))
             with (run_dir / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
-        if (epoch % config.save_interval == 0 or epoch == config.epochs) and where.is_main:
+        if where.is_main:  # every epoch, so a kill loses at most the running one
             atomic_save(trainer.state_dict(), last)
+            if epoch % config.save_interval == 0:  # a kept snapshot, under the official file name
+                shutil.copyfile(last, last.with_name(f"state_epoch_{epoch:03d}.pth"))
 
 
 def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:

@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.errors import DataFormatError, WeightsNotFoundError
+from common.io import atomic_save, read_state_dict
 from common.metrics.fid import TORCHVISION_INCEPTION_SOURCE
 from common.metrics.story import character_f1, frame_accuracy, predictions_from_logits
-from common.runs import atomic_save, load_checkpoint, read_state_dict, set_seed
+from common.runs import load_checkpoint, set_seed
 
 from .config import StoryImagerConfig
 from .data import collate, story_dataset

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from galip import distributed
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from common import distributed
 from common.errors import DataFormatError
-from common.runs import atomic_save, load_checkpoint, save_config, set_seed
+from common.io import atomic_save
+from common.runs import load_checkpoint, save_config, set_seed
 
 from .backbone import load_backbone
 from .config import StoryImagerConfig

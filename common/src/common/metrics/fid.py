@@ -35,7 +35,7 @@ from scipy import linalg
 from tqdm import tqdm
 
 from common.errors import DataFormatError, WeightsNotFoundError
-from common.runs import read_state_dict
+from common.io import read_state_dict
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_SOURCE = (

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from common.errors import DataFormatError, WeightsNotFoundError
-from common.runs import atomic_save, read_state_dict
+from common.io import atomic_save, read_state_dict
 
 R2PLUS1D_FILE = "r2plus1d_18-91a641e6.pth"
 R2PLUS1D_SOURCE = "torchvision's R2Plus1D_18_Weights.KINETICS400_V1 (https://download.pytorch.org/models/" \

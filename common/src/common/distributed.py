@@ -1,4 +1,4 @@
-"""``torchrun`` process-group plumbing (official GALIP used ``torch.distributed.launch`` + DDP; spec 2.6, 2.12).
+"""``torchrun`` process-group plumbing and the per-epoch data order of a (possibly distributed) run.
 
 A run is distributed when ``WORLD_SIZE`` > 1 in the environment (``torchrun`` sets it). The backend is NCCL on
 CUDA and gloo on the CPU; each process uses ``cuda:LOCAL_RANK`` when the config asks for CUDA.
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,18 @@ def clean_environment() -> dict[str, str]:
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)
     return env
+
+
+def epoch_loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, epoch: int, num_workers: int,
+                 where: Dist) -> DataLoader:
+    """Batches of ``ds`` for one epoch (``drop_last``; a ``DistributedSampler`` whose epoch is set under torchrun).
+    Order and any per-item randomness depend only on (seed, epoch) and the global RNG state, so a resumed run sees
+    the same batches."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    if where.world_size > 1:
+        sampler = DistributedSampler(ds, where.world_size, where.rank, shuffle=shuffle, seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True,
+                      generator=generator, pin_memory=where.device.type == "cuda")
