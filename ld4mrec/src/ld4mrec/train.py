@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.checkpoints import rng_state, set_rng_state
 from common.data.mmrec import MMRecData, load_mmrec
 from common.metrics.ranking import evaluate_full_ranking
 from common.runs import Progress, fit, save_config, set_seed
@@ -58,7 +59,8 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "diffusion": self.model.diffusion.state_dict(), "rng": self.rng.bit_generator.state,
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch}
+                "generator": self.generator.get_state(), "global_rng": rng_state(torch.device(self.config.device)),
+                "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -66,7 +68,7 @@ class Trainer:
         self.model.diffusion.load_state_dict(state["diffusion"])
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        set_rng_state(state["global_rng"], torch.device(self.config.device))  # C-Net dropout on CUDA: the CUDA RNG
         self.epoch = state["epoch"]
 
     def best_checkpoint(self) -> dict:

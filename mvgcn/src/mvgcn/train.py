@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from common.checkpoints import rng_state, set_rng_state
 from common.data.bpr import BPRSampler
 from common.data.mmrec import MMRecData, load_mmrec
 from common.metrics.ranking import evaluate_full_ranking
@@ -75,14 +76,14 @@ class BPRTrainer:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "epoch": self.epoch}
+                "rng": rng_state(torch.device(self.config.device)), "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
+        set_rng_state(state["rng"], torch.device(self.config.device))  # dropout on CUDA draws from the CUDA RNG
         self.epoch = state["epoch"]
 
     def best_checkpoint(self) -> dict:
