@@ -7,6 +7,7 @@ import torch
 import yaml
 from PIL import Image
 
+from common.errors import DataFormatError
 from storyimager.cli import main
 from storyimager.train import load_trained, train
 
@@ -48,6 +49,10 @@ def test_resume_continues_exactly_and_runs_are_deterministic(config, monkeypatch
         train(config(epochs=2, run_name="resumed", save_every=5))
     monkeypatch.setattr(trainer, "sample_masks", real)
     assert torch.load(straight.parent / "resumed" / "checkpoints" / "last.pt", weights_only=False)["step"] == 5
+    with pytest.raises(DataFormatError, match="--resume"):  # the same name without --resume is refused
+        train(config(epochs=2, run_name="resumed", save_every=5))
+    with (straight.parent / "resumed" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 8, "lo')  # the kill tore the last line
     resumed = train(config(epochs=2, run_name="resumed", save_every=5), resume=True)
     a, b, c = _weights(straight), _weights(again), _weights(resumed)
     assert a.keys() == c.keys()

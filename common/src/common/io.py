@@ -35,14 +35,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def truncate_metrics(path: Path, epoch: int) -> None:
-    """Drop the ``metrics.jsonl`` records of epochs >= ``epoch`` (written after the checkpoint a resumed run starts
-    from) and a last line cut short by a kill."""
+def truncate_metrics(path: Path, epoch: int, key: str = "epoch") -> None:
+    """Drop the ``metrics.jsonl`` records whose ``key`` (epoch, or step) is >= ``epoch`` (written after the checkpoint a
+    resumed run starts from) and a last line cut short by a kill."""
     if path.is_file():
         kept = []
         for line in path.read_text().splitlines():
             try:
-                if json.loads(line)["epoch"] < epoch:
+                if json.loads(line)[key] < epoch:
                     kept.append(line)
             except (ValueError, KeyError):  # a line cut short by the kill
                 continue

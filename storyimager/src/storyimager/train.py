@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from common import distributed
 from common.errors import DataFormatError
-from common.io import atomic_save
+from common.io import atomic_save, truncate_metrics
 from common.runs import load_checkpoint, save_config, set_seed
 
 from .backbone import load_backbone
@@ -93,6 +93,8 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
     dist = distributed.setup(config.device)
     run_dir = Path(distributed.broadcast(str(run_folder(config))))
     last = run_dir / "checkpoints" / "last.pt"
+    if not resume and last.is_file():
+        raise DataFormatError(run_dir, "run folder already holds a checkpoint; pass --resume or a new --run-name")
     state = load_checkpoint(last, "StoryImager", ("model", "optimizer", "step")) if resume else None
     model = build_model(config, dist.device)
     if not resume and dist.is_main:
@@ -104,10 +106,8 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
         model.load_trainable_state(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
-        log_file = run_dir / "metrics.jsonl"
-        if dist.is_main and log_file.is_file():  # drop what was logged after the checkpoint
-            kept = [line for line in log_file.read_text().splitlines() if json.loads(line)["step"] <= step]
-            log_file.write_text("".join(line + "\n" for line in kept))
+        if dist.is_main:  # drop what was logged after the checkpoint, and a line torn by the kill
+            truncate_metrics(run_dir / "metrics.jsonl", step + 1, key="step")
         log.info("resumed %s at step %d (epoch %d, batch %d)", last, step, epoch, done_in_epoch)
     net = model
     if dist.world_size > 1:
