@@ -110,7 +110,7 @@ def one_line(capsys, *fragments):
 
 
 def test_every_command_has_help(capsys):
-    for cmd in ([], ["train"], ["compare"], ["extract-features"], ["attribute"], ["bench"]):
+    for cmd in ([], ["train"], ["eval"], ["compare"], ["extract-features"], ["attribute"], ["bench"]):
         with pytest.raises(SystemExit) as exit_:
             main([*cmd, "--help"])
         assert exit_.value.code == 0
@@ -154,8 +154,15 @@ def test_extract_train_attribute_end_to_end_with_random_clip(tmp_path, capsys):
     cfg.write_text(f"data: {data}\ndataset: shop\nsynthetic: true\ncache_dir: {tmp_path / 'g'}\n"
                    f"runs_dir: {tmp_path / 'runs'}\nepochs: 1\ntopk: [5, 10]\nvalid_metric: recall@10\n")
     assert main(["train", "--config", str(cfg), "--model", "mgcn", "--adapter", "on", "--run-name", "r"]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    trained = json.loads(out[out.index("{"):out.rindex("}") + 1])
     best = tmp_path / "runs" / "shop" / "r" / "checkpoints" / "best.pt"
+    assert main(["eval", "--checkpoint", str(best)]) == 0  # the same numbers as training's best-valid epoch
+    out = capsys.readouterr().out
+    evaluated = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    assert evaluated["adapter"] is True and "SYNTHETIC" in out
+    for split in ("valid", "test"):
+        assert evaluated[split] == pytest.approx(trained[split], rel=1e-6), split
     out = tmp_path / "attr" / "item3.png"
     assert main(["attribute", "--checkpoint", str(best), "--items", str(items), "--clip-weights", str(weights),
                  "--item", "3", "--out", str(out), "--grid", "2"]) == 0

@@ -132,3 +132,18 @@ def test_reproduce_config_writes_synthetic_data_once_and_picks_real_configs(tmp_
     assert len(calls) == 1 and calls[0].name.startswith(".smoke.partial")  # written aside, then renamed
     assert reproduce_config("p", "/data/baby", configs, target, load, write) == (
         "baby.yaml", {"data": "/data/baby", "dataset": "baby"})
+
+
+def test_device_flag_defaults_to_auto_which_is_cuda_only_when_present():
+    import argparse
+
+    from common.runs import add_device_argument, device_name
+
+    parser = argparse.ArgumentParser()
+    add_device_argument(parser)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert parser.parse_args([]).device == expected == device_name("auto")
+    assert parser.parse_args(["--device", "cuda:1"]).device == "cuda:1"
+    train = argparse.ArgumentParser()
+    add_device_argument(train, default=None)  # train: the config's device unless given
+    assert train.parse_args([]).device is None and train.parse_args(["--device", "auto"]).device == expected

@@ -119,7 +119,7 @@ def test_bad_input_is_one_line(config, tmp_path, tiny_data, capsys, case):
     elif case == "bad_checkpoint":
         bad = tmp_path / "best.pt"
         bad.write_bytes(b"not a checkpoint")
-        argv, needle = ["validate", "--checkpoint", str(bad)], "best.pt"
+        argv, needle = ["eval", "--checkpoint", str(bad)], "best.pt"
     else:
         data = tmp_path / "data"
         data.mkdir()

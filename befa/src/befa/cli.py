@@ -1,4 +1,4 @@
-"""``befa train | compare | extract-features | attribute | bench``: the command line of the BeFA reproduction."""
+"""``befa train | eval | compare | extract-features | attribute | bench``: the command line of the BeFA reproduction."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from common.runs import add_run_arguments, cli_logging, run_cli
+from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _config(args):
@@ -29,6 +29,15 @@ def _train(args) -> None:
     print(f"{config.model}{' + BeFA' if config.adapter else ''} on {config.dataset} — {banner(config.synthetic)}")
     print(json.dumps(result, indent=1))
     print(f"run directory: {run_dir}")
+
+
+def _eval(args) -> None:
+    from befa.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device)
+    if result["synthetic"]:
+        print("SYNTHETIC data: these numbers are not comparable to the paper")
+    print(json.dumps(result, indent=1))
 
 
 def _compare(args) -> None:
@@ -71,6 +80,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=BASE_MODELS, help="base model (overrides the config)")
     t.add_argument("--adapter", choices=("on", "off"), help="BeFA on or off (overrides the config)")
     t.set_defaults(func=_train)
+    v = sub.add_parser("eval", help="evaluate a run's checkpoint (base or base + BeFA) on valid and test")
+    v.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    v.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
+    add_device_argument(v)
+    v.set_defaults(func=_eval)
     c = sub.add_parser("compare", help="every model of the config's 'models' without and with BeFA; table")
     add_run_arguments(c, "configs/tmall.yaml")
     c.set_defaults(func=_compare)
@@ -79,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--clip-weights", required=True, help="local ViT-B-32.pt (OpenAI CLIP)")
     e.add_argument("--out", required=True, help="dataset folder to write the .npy files to")
     e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--device", default="cpu")
+    add_device_argument(e)
     e.set_defaults(func=_extract)
     a = sub.add_parser("attribute", help="before/after-adapter attribution heatmap of one item")
     a.add_argument("--checkpoint", required=True, help="best.pt of a base + BeFA run (LATTICE, FREEDOM or MGCN)")
@@ -88,13 +102,13 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--item", type=int, required=True, help="item id")
     a.add_argument("--out", required=True, help="PNG to write (the highlighted text goes next to it as .md)")
     a.add_argument("--grid", type=int, default=4, help="patches per side")
-    a.add_argument("--device", default="cpu")
+    add_device_argument(a)
     a.set_defaults(func=_attribute)
     b = sub.add_parser("bench", help="seconds per epoch of every base model with and without BeFA")
     b.add_argument("--n-users", type=int, default=19_445)
     b.add_argument("--n-items", type=int, default=7_050)
     b.add_argument("--models", nargs="+", choices=BASE_MODELS, default=list(BASE_MODELS))
-    b.add_argument("--device", default="cpu")
+    add_device_argument(b)
     b.set_defaults(func=_bench)
     return p
 

@@ -260,6 +260,18 @@ def write_run_report(run_dir: Path, summary: dict, table: str) -> dict:
     return {**summary, "table": table + f"\n\nrun directory: {run_dir}"}
 
 
+def device_name(value: str) -> str:
+    """``--device`` values: ``auto`` is CUDA when a GPU is present, else the CPU; any other name as given."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if value == "auto" else value
+
+
+def add_device_argument(parser: Any, default: str | None = "auto") -> None:
+    """``--device`` (``auto`` by default: CUDA when present), as every command names it."""
+    note = "the config's device" if default is None else default
+    parser.add_argument("--device", default=default, type=device_name,
+                        help=f"auto (CUDA when present), cpu, cuda, cuda:1, ... (default: {note})")
+
+
 def add_run_arguments(parser: Any, example: str) -> None:
     """The flags every ``<paper> train`` shares; each overrides the config key of the same name."""
     parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example}")
@@ -267,13 +279,13 @@ def add_run_arguments(parser: Any, example: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run from its checkpoints/last.pt")
     parser.add_argument("--run-name", help="run folder name under runs_dir/<dataset>/ (default: a timestamp)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (overrides the config)")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    add_device_argument(parser, default=None)
     parser.add_argument("--runs-dir", help="root folder of run directories")
 
 
 def add_bench_arguments(b: Any, n_batches: int, train_steps: int) -> None:
     """The ``bench`` flags of the GAN projects' CLIs (GALIP, DE-Net)."""
-    b.add_argument("--device", default="cpu")
+    add_device_argument(b)
     b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     b.add_argument("--n-batches", type=int, default=n_batches, help="timed batches per size")
     b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from common.dfgan_fid import add_fid_stats_command
-from common.runs import add_bench_arguments, add_run_arguments, cli_logging, run_cli
+from common.runs import add_bench_arguments, add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -112,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="folder for text_encoder<epoch>.pth / image_encoder<epoch>.pth")
     d.add_argument("--epochs", type=int, help="epochs (default: damsm_epochs of the config)")
     d.add_argument("--inception-weights", help="torchvision inception_v3_google-0cc3c7bd.pth for the frozen trunk")
-    d.add_argument("--device", help="cpu, cuda, ...")
+    add_device_argument(d, default=None)
     d.set_defaults(func=_train_damsm)
 
     e = sub.add_parser("edit", help="edit one image as a text says; writes <image>_edited.png next to it")
@@ -123,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help="YAML config; required for checkpoints without an embedded one")
     e.add_argument("--data", help="dataset folder whose captions_DAMSM.pickle gives the vocabulary")
     _damsm_flags(e)
-    e.add_argument("--device", default="cpu")
+    add_device_argument(e)
     e.set_defaults(func=_edit)
 
     v = sub.add_parser("eval", help="MP (with diff, sim, mse) and FID of a checkpoint on the test split")
@@ -136,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--eval-samples", type=int, help="edit only the first n test images")
     v.add_argument("--out", default="denet_eval", help="report path without suffix (.json and .md are written)")
     v.add_argument("--seed", type=int, default=100)
-    v.add_argument("--device", default="cpu")
+    add_device_argument(v)
     v.set_defaults(func=_eval)
 
     add_fid_stats_command(sub, _fid_stats)

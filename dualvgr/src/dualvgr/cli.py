@@ -1,4 +1,4 @@
-"""``dualvgr train | validate | bench | prepare-questions | extract-features``: the DualVGR command line."""
+"""``dualvgr train | eval | bench | prepare-questions | extract-features``: the DualVGR command line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from common.runs import add_run_arguments, cli_logging, run_cli
+from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -60,17 +60,18 @@ def parser() -> argparse.ArgumentParser:
     add_run_arguments(t, "configs/msvd_qa.yaml")
     t.add_argument("--unit-layers", type=int, help="number of DualVGR units T (overrides the config)")
     t.set_defaults(func=_train)
-    v = sub.add_parser("validate", help="accuracy of a checkpoint on one split, overall and per question type")
+    v = sub.add_parser("eval", help="accuracy of a checkpoint on one split, overall and per question type "
+                                    "(the official validate.py)")
     v.add_argument("--checkpoint", required=True, help="checkpoints/best.pt of a run")
     v.add_argument("--split", default="test", choices=("train", "valid", "test"))
     v.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
-    v.add_argument("--device", help="cpu, cuda, ...")
+    add_device_argument(v)
     v.set_defaults(func=_validate)
     b = sub.add_parser("bench", help="training-step time and peak memory at a config's shapes (random inputs)")
     b.add_argument("--config", default="configs/msrvtt_qa.yaml", help="YAML config giving the shapes")
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
-    b.add_argument("--device", default="cpu")
+    add_device_argument(b)
     b.add_argument("--unit-layers", type=int, help="overrides the config")
     b.add_argument("--vocab", type=int, default=8000, help="question vocabulary size")
     b.add_argument("--answers", type=int, default=4002, help="answer classes")

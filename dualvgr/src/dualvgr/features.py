@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from common.data.videoqa import FRAMES_PER_CLIP, NUM_CLIPS, SPLITS
 from common.errors import DataFormatError, WeightsNotFoundError
+from common.runs import add_device_argument
 from dualvgr.questions import read_annotations
 from dualvgr.resnext3d import (
     CLIP_SIZE,
@@ -291,7 +292,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-weights", action="store_true", help="random backbones (tiny tests only)")
     parser.add_argument("--fix-quirks", action="store_true",
                         help="ImageNet std 0.225 for blue and kenshohara mean subtraction for motion")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser)
     parser.add_argument("--batch-frames", type=int, default=256, help="frames per CNN forward (motion: /16 clips)")
     parser.add_argument("--limit", type=int, help="only the first N videos (by id)")
 

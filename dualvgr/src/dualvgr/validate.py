@@ -1,4 +1,4 @@
-"""``dualvgr validate``: accuracy of a saved checkpoint on one split (official ``validate.py``).
+"""``dualvgr eval``: accuracy of a saved checkpoint on one split (official ``validate.py``).
 
 The model is rebuilt from the checkpoint's own config, so its unit count is always the trained one (the
 official ``validate.py`` rebuilt it from ``--unit_layers``, default 1, and failed to load 2-unit weights).

@@ -10,7 +10,7 @@ import json
 import sys
 
 from common.dfgan_fid import add_fid_stats_command
-from common.runs import add_bench_arguments, add_run_arguments, cli_logging, run_cli
+from common.runs import add_bench_arguments, add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _label(config) -> str:
@@ -102,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML config; required for official checkpoints (they carry none)")
     s.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (overrides the config)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="cpu")
+    add_device_argument(s)
     s.set_defaults(func=_sample)
 
     e = sub.add_parser("eval", help="FID and CLIP score of a checkpoint on the test captions")
@@ -116,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--fid-samples", type=int, help="stop at this many samples (e.g. 30000); default: official count")
     e.add_argument("--out", default="galip_eval", help="report path without suffix (.json and .md are written)")
     e.add_argument("--seed", type=int, default=100)
-    e.add_argument("--device", default="cpu")
+    add_device_argument(e)
     e.set_defaults(func=_eval)
 
     add_fid_stats_command(sub, _fid_stats)

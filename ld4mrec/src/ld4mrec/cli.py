@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from common.runs import add_run_arguments, cli_logging, run_cli
+from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--n-users", type=int, default=19_445)
     b.add_argument("--n-items", type=int, default=7_050)
     b.add_argument("--steps", type=int, nargs="+", default=[5, 50], help="reverse_steps values to time")
-    b.add_argument("--device", default="cpu")
+    add_device_argument(b)
     b.set_defaults(func=_bench)
     return p
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from common.runs import add_run_arguments, cli_logging, run_cli
+from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--n-users", type=int, default=19_445)
     b.add_argument("--n-items", type=int, default=7_050)
     b.add_argument("--epochs", type=int, default=2, help="epochs to time (the fastest is reported)")
-    b.add_argument("--device", default="cpu")
+    add_device_argument(b)
     b.set_defaults(func=_bench)
     return p
 

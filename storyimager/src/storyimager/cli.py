@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from common.runs import add_run_arguments, cli_logging, run_cli
+from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
 
 from .config import load_config
 
@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="DDIM steps (default: the config's)")
     s.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the config's)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device")
+    add_device_argument(s)
     s.set_defaults(func=_sample)
     e = sub.add_parser("eval", help="FID (64 px AR-LDM protocol and full size), Char-F1, Frm-Acc on the test split")
     e.add_argument("--checkpoint", required=True)
@@ -111,21 +111,21 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--fid-weights", help="pytorch-fid Inception weights file")
     e.add_argument("--stories", type=int, help="score the first n test stories")
     e.add_argument("--out", help="output folder (default: <run>/eval)")
-    e.add_argument("--device")
+    add_device_argument(e)
     e.set_defaults(func=_eval)
     c = sub.add_parser("train-classifier", help="the Inception-v3 character classifier of Char-F1 / Frm-Acc")
     c.add_argument("--config", required=True)
     c.add_argument("--data")
     c.add_argument("--epochs", type=int)
     c.add_argument("--out", help="checkpoint path (default: the config's 'classifier')")
-    c.add_argument("--device")
+    add_device_argument(c, default=None)
     c.set_defaults(func=_train_classifier)
     b = sub.add_parser("bench", help="storyboard vs frame-by-frame generation: time and peak memory")
     b.add_argument("--config", required=True)
     b.add_argument("--pretrained")
     b.add_argument("--resolution", type=int)
     b.add_argument("--steps", type=int)
-    b.add_argument("--device")
+    add_device_argument(b)
     b.set_defaults(func=_bench)
     m = sub.add_parser("make-tiny-backbone", help="write a RANDOM tiny SD-shaped diffusers folder (for trying)")
     m.add_argument("--out", required=True)

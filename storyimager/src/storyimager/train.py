@@ -88,14 +88,28 @@ def plot_loss(run_dir: Path, title: str) -> Path:
     return out
 
 
-def train(config: StoryImagerConfig, resume: bool = False) -> Path:
-    """Fine-tune; returns the run folder (``model.pt``, ``checkpoints/last.pt``, ``metrics.jsonl``, ``loss.png``)."""
-    dist = distributed.setup(config.device)
+def _open_run(config: StoryImagerConfig, resume: bool) -> tuple[Path, Path, dict | None]:
+    """The run folder, its ``last.pt`` and, when resuming, that checkpoint; a fresh run into a folder that holds
+    one is refused."""
     run_dir = Path(distributed.broadcast(str(run_folder(config))))
     last = run_dir / "checkpoints" / "last.pt"
     if not resume and last.is_file():
         raise DataFormatError(run_dir, "run folder already holds a checkpoint; pass --resume or a new --run-name")
-    state = load_checkpoint(last, "StoryImager", ("model", "optimizer", "step")) if resume else None
+    return run_dir, last, load_checkpoint(last, "StoryImager", ("model", "optimizer", "step")) if resume else None
+
+
+def _steps_per_epoch(config: StoryImagerConfig, n_stories: int, world_size: int) -> int:
+    per_epoch = n_stories // (config.batch_size * world_size)
+    if per_epoch == 0:
+        raise DataFormatError(config.data, f"{n_stories} training stories are fewer than one batch of "
+                                           f"{config.batch_size} x {world_size} processes")
+    return per_epoch
+
+
+def train(config: StoryImagerConfig, resume: bool = False) -> Path:
+    """Fine-tune; returns the run folder (``model.pt``, ``checkpoints/last.pt``, ``metrics.jsonl``, ``loss.png``)."""
+    dist = distributed.setup(config.device)
+    run_dir, last, state = _open_run(config, resume)
     model = build_model(config, dist.device)
     if not resume and dist.is_main:
         save_config(config, run_dir / "config.yaml")
@@ -114,10 +128,7 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device] if dist.device.type == "cuda"
                                                         else None)
     data = story_dataset(config, "train")
-    per_epoch = len(data) // (config.batch_size * dist.world_size)
-    if per_epoch == 0:
-        raise DataFormatError(config.data, f"{len(data)} training stories are fewer than one batch of "
-                                           f"{config.batch_size} x {dist.world_size} processes")
+    per_epoch = _steps_per_epoch(config, len(data), dist.world_size)
     label = config.tag()
     log.info("training %s: %d stories, %d steps per epoch, %d trainable / %d parameters%s", config.dataset,
              len(data), per_epoch, sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), label)
