@@ -8,12 +8,13 @@ TOOL_PINS := tox==4.67.15 tox-uv==1.37.1 uv==0.13.9
 TOX      := $(TOOLS)/bin/tox
 TOOLS_OK := $(TOOLS)/.installed-$(subst ==,-,$(subst $() ,_,$(TOOL_PINS)))
 
-.PHONY: help test lint clean $(addprefix test-,$(PROJECTS))
+.PHONY: help test lint clean $(addprefix test-,$(PROJECTS)) $(addprefix standalone-,$(PAPERS))
 
 help:
 	@echo "make reproduce-<paper> [DATA=dir]  reproduce one paper (no DATA: its embedded synthetic default)"
 	@echo "make test                         every tox environment (lint + all projects)"
 	@echo "make test-<project>               one of: $(PROJECTS)"
+	@echo "make standalone-<paper>           the paper + common/ copied out, installed from its requirements.txt, tested"
 	@echo "papers: $(PAPERS)"
 
 $(TOOLS_OK):
@@ -32,6 +33,11 @@ lint: $(TOOLS_OK)
 $(addprefix test-,$(PROJECTS)): test-%: $(TOOLS_OK)
 	$(TOX) run -e $*
 
+# The paper lifted out: its folder and common/ (befa: and mvgcn/) copied to a scratch folder, a new
+# virtualenv from its requirements.txt, its whole test suite (CI runs the quick form for every paper).
+$(addprefix standalone-,$(PAPERS)): standalone-%: $(TOOLS_OK)
+	$(TOOLS)/bin/python tests/standalone_check.py $*
+
 # A paper is built once its package has a `reproduce` module; until then this fails with one line.
 reproduce-%:
 	$(if $(filter $*,$(PAPERS)),,$(error reproduce-$*: unknown paper '$*'; the papers are: $(PAPERS)))
@@ -39,7 +45,7 @@ reproduce-%:
 		(see $*/README.md); nothing was run))
 	@start=$$(date +%s); $(MAKE) --no-print-directory $(TOOLS_OK) && $(TOX) run -e $* --notest && \
 		echo "reproduce-$*: environment .tox/$* set up in $$(( $$(date +%s) - start )) s"
-	.tox/$*/bin/python -m $*.reproduce $(if $(DATA),--data $(DATA))
+	.tox/$*/bin/python -m $*.cli reproduce $(if $(DATA),--data $(DATA))
 
 clean:
 	rm -rf .tox $(TOOLS) .cache

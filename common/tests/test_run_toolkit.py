@@ -5,16 +5,11 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
+from common.cli import reproduce_config, run_cli
+from common.configs import load_config
 from common.errors import DataFormatError
+from common.fit import Progress
 from common.io import atomic_save, truncate_metrics
-from common.runs import (
-    Progress,
-    load_checkpoint,
-    load_config,
-    reproduce_config,
-    run_cli,
-    set_seed,
-)
 
 
 @dataclass
@@ -65,13 +60,6 @@ def test_atomic_save_leaves_no_temporary_file(tmp_path):
     assert torch.equal(torch.load(tmp_path / "ck" / "last.pt")["a"], torch.ones(2))
 
 
-def test_set_seed_makes_torch_draws_repeat():
-    set_seed(3)
-    a = torch.rand(3)
-    set_seed(3)
-    assert torch.equal(a, torch.rand(3))
-
-
 def test_progress_follows_mmrec_early_stopping_with_rounded_scores():
     p = Progress()
     assert p.record({"r": 0.10001}, {"r": 0.2}, "r", stopping_step=1)
@@ -89,17 +77,6 @@ def test_truncate_metrics_drops_later_and_cut_lines(tmp_path):
     path.write_text('{"epoch": 0}\n{"epoch": 1}\n{"epoch": 2}\n{"epo')
     truncate_metrics(path, 2)
     assert path.read_text() == '{"epoch": 0}\n{"epoch": 1}\n'
-
-
-def test_load_checkpoint_errors_are_one_line(tmp_path):
-    with pytest.raises(DataFormatError, match="checkpoint not found"):
-        load_checkpoint(tmp_path / "none.pt", "X")
-    (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(DataFormatError, match="unreadable checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt", "X")
-    torch.save({"model": {}}, tmp_path / "partial.pt")
-    with pytest.raises(DataFormatError, match="not a X checkpoint"):
-        load_checkpoint(tmp_path / "partial.pt", "X")
 
 
 def test_run_cli_turns_bad_input_into_one_line_and_status_2(capsys):
@@ -137,7 +114,8 @@ def test_reproduce_config_writes_synthetic_data_once_and_picks_real_configs(tmp_
 def test_device_flag_defaults_to_auto_which_is_cuda_only_when_present():
     import argparse
 
-    from common.runs import add_device_argument, device_name
+    from common.cli import add_device_argument
+    from common.configs import device_name
 
     parser = argparse.ArgumentParser()
     add_device_argument(parser)
@@ -147,3 +125,91 @@ def test_device_flag_defaults_to_auto_which_is_cuda_only_when_present():
     train = argparse.ArgumentParser()
     add_device_argument(train, default=None)  # train: the config's device unless given
     assert train.parse_args([]).device is None and train.parse_args(["--device", "auto"]).device == expected
+
+
+def test_cli_contract_accepts_the_shared_shape_and_names_each_break():
+    from common.cli import (
+        add_device_argument,
+        add_reproduce_command,
+        add_run_arguments,
+        command_parser,
+        contract_violations,
+    )
+
+    def build(order=("train", "eval", "bench"), eval_device="auto", run_flags=True):
+        p, sub = command_parser("demo", "a demo CLI")
+        for verb in order:
+            c = sub.add_parser(verb)
+            if verb == "train" and run_flags:
+                add_run_arguments(c, "configs/x.yaml")
+            if verb == "eval":
+                add_device_argument(c, default=eval_device)
+        add_reproduce_command(sub, "demo", "data")
+        sub.add_parser("extra")
+        return p
+
+    assert contract_violations(build()) == []
+    assert contract_violations(build(order=("eval", "train", "bench")))[0].startswith("commands start")
+    assert contract_violations(build(eval_device="cpu")) == ["eval --device defaults to 'cpu'"]
+    assert contract_violations(build(run_flags=False))[0].startswith("train flags start")
+    with pytest.raises(SystemExit):
+        build().parse_args(["--version"])
+
+
+def test_config_device_auto_resolves_to_cuda_only_when_present(tmp_path):
+    @dataclass
+    class WithDevice:
+        device: str = "auto"
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert load_config(WithDevice).device == expected
+    assert load_config(WithDevice, device="cpu").device == "cpu"
+
+
+def test_run_folder_rule_refuses_reuse_without_resume_and_resume_without_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from common.run_folder import check_run_directory, run_directory
+
+    config = SimpleNamespace(runs_dir=str(tmp_path / "runs"), dataset="d", run_name="a")
+    run = run_directory(config)
+    assert run == tmp_path / "runs" / "d" / "a"
+    check_run_directory(run, resume=False)  # a new name: fine
+    with pytest.raises(DataFormatError, match="nothing to resume"):
+        check_run_directory(run, resume=True)
+    (run / "grid_point" / "checkpoints").mkdir(parents=True)  # a grid's run counts
+    (run / "grid_point" / "checkpoints" / "last.pt").write_bytes(b"")
+    with pytest.raises(DataFormatError, match="--resume or a new --run-name"):
+        check_run_directory(run, resume=False)
+    check_run_directory(run, resume=True)
+    config.run_name = None  # unnamed: with --resume the newest run of the dataset, else a new timestamp
+    assert run_directory(config, resume=True) == run and run_directory(config).name[:2] == "20"
+
+
+CHILD = """
+import json, pathlib, sys, time
+import torch
+from common.io import truncate_metrics
+run = pathlib.Path(sys.argv[1]); last = run / "last.pt"; run.mkdir(exist_ok=True)
+start = torch.load(last)["epoch"] + 1 if "--resume" in sys.argv else 0
+truncate_metrics(run / "metrics.jsonl", start)  # a record written after the checkpoint the kill left
+for epoch in range(start, 4):
+    time.sleep(0.3)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": epoch, "value": epoch * 2, "train_s": time.time()}) + "\\n")
+    torch.save({"epoch": epoch}, last)
+"""
+
+
+def test_kill_then_resume_kills_a_child_mid_run_and_records_ignore_timings(tmp_path):
+    import sys
+
+    from common.resume_check import kill_then_resume, records
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    kill_then_resume([sys.executable, str(script), str(tmp_path / "run")], tmp_path / "run", after=2)
+    got = records(tmp_path / "run")["metrics.jsonl"]
+    assert [r["epoch"] for r in got] == [0, 1, 2, 3] and got[0] == {"epoch": 0, "value": 0}
+    with pytest.raises(AssertionError, match="ended .* before it could be killed"):
+        kill_then_resume([sys.executable, "-c", "pass"], tmp_path / "never", after=1)

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from common import distributed
-from common.runs import set_seed
+from common.rng import set_seed
 from denet.config import load_config
 from denet.train import Trainer
 

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from conftest import fid_without_sqrtm_value, tiny_config
 from PIL import Image
 
+from common.checkpoints import read_checkpoint
 from common.data.text_image import load_filenames
+from common.resume_check import kill_then_resume, records
 from denet.cli import main
 from denet.config import load_config
 from denet.train import train
@@ -99,3 +103,32 @@ def test_train_damsm_writes_strictly_loadable_encoders(assets, tmp_path):
     assert (text.name, image.name) == ("text_encoder1.pth", "image_encoder1.pth")
     text_encoder, image_encoder = load_damsm(text, image, n_words(config), input_size=config.damsm_input_size)
     assert not text_encoder.training and load_filenames(config.data, "train")
+
+
+def test_cli_has_the_shared_verbs_and_flags():
+    from common.cli import contract_violations
+    from denet.cli import parser
+
+    assert contract_violations(parser()) == []
+
+
+def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(assets, tmp_path):
+    """SIGKILL after the first epoch's record, then --resume: the same records (losses, MP, FID) and weights as a
+    straight run."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, epochs=3, test_interval=2).to_dict()))
+    runs = tmp_path / "runs" / "birds"
+
+    def command(name):
+        return [sys.executable, str(Path(__file__).with_name("cli_child.py")), "train", "--config", str(config),
+                "--run-name", name]
+
+    done = subprocess.run(command("straight"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kill_then_resume(command("killed"), runs / "killed", after=1)
+    assert records(runs / "straight") == records(runs / "killed")
+    assert [r["epoch"] for r in records(runs / "killed")["metrics.jsonl"]] == [1, 2, 3]
+    a, b = (read_checkpoint(runs / name / "checkpoints" / "last.pt")["model"] for name in ("straight", "killed"))
+    assert a.keys() == b.keys()
+    for net in a:
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net

@@ -38,12 +38,28 @@ def test_step_returns_finite_loss_parts_and_moves_the_generator(assets, tmp_path
     assert all(not p.requires_grad for p in trainer.nets.text_encoder.parameters())
 
 
-def test_resume_continues_exactly_and_runs_are_deterministic(assets, tmp_path, fid_without_sqrtm):
-    common = dict(save_interval=1, test_interval=100, gen_interval=100)
+def test_resume_continues_exactly_and_runs_are_deterministic(assets, tmp_path, fid_without_sqrtm, monkeypatch):
+    """last.pt every 2 batches (save_every_steps): a run that dies at epoch 2's 3rd batch (4 per epoch), after
+    writing a torn record, resumes from its 2nd batch and ends as the uninterrupted run."""
+    common = dict(save_interval=1, test_interval=100, gen_interval=100, save_every_steps=2)
     straight = train(tiny_config(assets, tmp_path, run_name="straight", epochs=2, **common))
-    first_epoch = train(tiny_config(assets, tmp_path, run_name="resumed", epochs=1, **common))
-    with (first_epoch / "metrics.jsonl").open("a") as f:  # a kill after epoch 2's record, before its checkpoint
-        f.write('{"epoch": 2, "loss": {}}\n{"epoch": 3, "lo')
+    real, calls = Trainer.step, []
+
+    def dies_at_batch_7(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt("killed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "step", dies_at_batch_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(assets, tmp_path, run_name="resumed", epochs=2, **common))
+    monkeypatch.setattr(Trainer, "step", real)
+    cut = straight.parent / "resumed"
+    state = read_checkpoint(cut / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 2)
+    with (cut / "metrics.jsonl").open("a") as f:  # a kill in the middle of writing a record
+        f.write('{"epoch": 2, "lo')
     resumed = train(tiny_config(assets, tmp_path, run_name="resumed", epochs=2, **common), resume=True)
     a, c = _weights(straight), _weights(resumed)
     for net in ("netG", "netD", "netC"):

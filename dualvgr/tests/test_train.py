@@ -10,6 +10,7 @@ import yaml
 from common.data.videoqa import SVQA_CATEGORIES
 from common.distributed import Dist
 from common.errors import DataFormatError
+from common.resume_check import records
 from dualvgr import cli
 from dualvgr import train as train_module
 from dualvgr.reproduce import config_for, reproduce
@@ -54,6 +55,32 @@ def test_resume_is_exact_and_runs_are_deterministic(config, tmp_path):
     assert resumed["test"] == full["test"] == again["test"]
     lines = [json.loads(x) for x in (runs / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [0, 1, 2]
+
+
+def test_resume_inside_an_epoch_is_exact(config, tmp_path, monkeypatch):
+    """last.pt every 3 batches (save_every_steps): a run that dies at epoch 1's 5th batch resumes from its 3rd
+    and ends with the weights and records of the uninterrupted run."""
+    full = train(config(epochs=2, run_name="full", save_every_steps=3))
+    real, calls = train_module.dualvgr_loss, []
+    per_epoch = len(epoch_batches(len(train_module.load_split(config(), "train")), 16, 0, CPU1))
+
+    def dies(*args):
+        calls.append(1)
+        if len(calls) == per_epoch + 5:
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "dualvgr_loss", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(epochs=2, run_name="cut", save_every_steps=3))
+    monkeypatch.setattr(train_module, "dualvgr_loss", real)
+    runs = tmp_path / "runs" / "msvd-qa"
+    state = torch.load(runs / "cut" / "checkpoints" / "last.pt", weights_only=False)
+    assert (state["trainer"]["epoch"], state["trainer"]["step_in_epoch"]) == (1, 3)
+    resumed = train(config(epochs=2, run_name="cut", save_every_steps=3), resume=True)
+    ref = _weights(runs / "full")
+    assert all(torch.equal(ref[k], v) for k, v in _weights(runs / "cut").items())
+    assert resumed["test"] == full["test"] and records(runs / "full") == records(runs / "cut")
 
 
 def test_unit_layers_is_honoured_and_validate_rebuilds_from_the_checkpoint(config, tmp_path):

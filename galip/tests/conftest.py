@@ -54,15 +54,16 @@ def fid_stats(assets) -> Path:
     return path
 
 
+def fid_without_sqrtm_value(mu1, sigma1, mu2, sigma2) -> float:
+    """The Frechet distance without its matrix square root: ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2)."""
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2))
+
+
 @pytest.fixture
 def fid_without_sqrtm(monkeypatch):
     """For tests of training mechanics (determinism, resume, run folders, sample counts), not of the metric: the
     evaluation's Frechet distance loses its matrix square root, a 2048 x 2048 ``sqrtm`` that costs ~16 s per call on
-    the 2-core CI machine (pytorch-fid's algorithm, checked against pytorch-fid in common/tests/test_fid.py), and keeps
-    ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2). Everything else the evaluation does still runs: sampling, Inception
-    features, CLIP score, the colour check and the RNG fork."""
-
-    def without_sqrtm(mu1, sigma1, mu2, sigma2) -> float:
-        return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2))
-
-    monkeypatch.setattr("galip.evaluate.frechet_distance", without_sqrtm)
+    the 2-core CI machine (pytorch-fid's algorithm, checked against pytorch-fid in common/tests/test_fid.py).
+    Everything else the evaluation does still runs: sampling, Inception features, CLIP score, the colour check and
+    the RNG fork."""
+    monkeypatch.setattr("galip.evaluate.frechet_distance", fid_without_sqrtm_value)

@@ -10,7 +10,7 @@ import sys
 import torch
 
 from common import distributed
-from common.runs import set_seed
+from common.rng import set_seed
 from galip.config import load_config
 from galip.nets import load_clip_model
 from galip.train import Trainer

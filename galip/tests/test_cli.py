@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import tiny_config
 from PIL import Image
 
+from common.checkpoints import read_checkpoint
+from common.resume_check import kill_then_resume, records
 from galip.cli import main, parser
 from galip.train import train
 
@@ -76,3 +82,31 @@ def test_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(tmp_path / "none.pt"), "--text", "x"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "none.pt" in err
+
+
+def test_cli_has_the_shared_verbs_and_flags():
+    from common.cli import contract_violations
+    from galip.cli import parser
+
+    assert contract_violations(parser()) == []
+
+
+def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(assets, tmp_path, fid_stats):
+    """SIGKILL after the first epoch's record, then --resume: the same records (losses, FID, CLIP score) and
+    weights as a straight run."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, epochs=3, test_interval=2).to_dict()))
+    runs = tmp_path / "runs" / "birds"
+
+    def command(name):
+        return [sys.executable, str(Path(__file__).with_name("cli_child.py")), "train", "--config", str(config),
+                "--run-name", name]
+
+    done = subprocess.run(command("straight"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kill_then_resume(command("killed"), runs / "killed", after=1)
+    assert records(runs / "straight") == records(runs / "killed")
+    assert [r["epoch"] for r in records(runs / "killed")["metrics.jsonl"]] == [1, 2, 3]
+    a, b = (read_checkpoint(runs / name / "checkpoints" / "last.pt")["model"] for name in ("straight", "killed"))
+    for net in ("netG", "netD", "netC"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from conftest import tiny_config
 
 from common import distributed
 from common.checkpoints import read_checkpoint
 from common.errors import DataFormatError, WeightsNotFoundError
-from common.runs import set_seed
+from common.resume_check import records
+from common.rng import set_seed
 from galip.cli import main
 from galip.nets import load_clip_model
 from galip.train import SCALE_RESET, Trainer, train
@@ -97,6 +99,36 @@ def test_resume_after_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fi
     assert '"eval"' in lines[1]  # the last epoch always evaluates
     # the checkpoint has the official state_epoch layout plus our extras
     assert set(a) >= {"model", "optimizers", "epoch", "scalers", "rng", "config"}
+
+
+def test_resume_inside_an_epoch_equals_the_uninterrupted_run(assets, tmp_path, fid_stats, fid_without_sqrtm,
+                                                             monkeypatch):
+    """last.pt every 3 batches (save_every_steps): a run that dies at epoch 2's 5th batch (8 per epoch) resumes
+    from its 3rd and ends with the weights and records of the uninterrupted run."""
+    def config(name):
+        return tiny_config(assets, tmp_path, run_name=name, epochs=2, test_interval=5, save_every_steps=3)
+
+    whole = train(config("whole"))
+    real, calls = Trainer.step, []
+
+    def dies_at_batch_13(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 13:
+            raise KeyboardInterrupt("killed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "step", dies_at_batch_13)
+    with pytest.raises(KeyboardInterrupt):
+        train(config("part"))
+    monkeypatch.setattr(Trainer, "step", real)
+    part = whole.parent / "part"
+    state = read_checkpoint(part / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 3)
+    train(config("part"), resume=True)
+    a, b = (read_checkpoint(r / "checkpoints" / "last.pt") for r in (whole, part))
+    for net in ("netG", "netD", "netC"):
+        assert all(torch.equal(a["model"][net][k], b["model"][net][k]) for k in a["model"][net]), net
+    assert records(whole) == records(part) and b["step_in_epoch"] == 0
 
 
 def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(assets, tmp_path, fid_stats, fid_without_sqrtm):

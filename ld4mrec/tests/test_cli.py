@@ -1,8 +1,13 @@
 """The command line: help, train + eval (one-step and k-step), one-line errors for bad input."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from common.resume_check import kill_then_resume, records
 from ld4mrec.cli import main
 
 
@@ -78,10 +83,31 @@ def test_bench_runs_small_and_labels_data_synthetic(capsys):
 
 
 def test_reproduce_embedded_default_prints_a_synthetic_report(tmp_path, monkeypatch, capsys):
-    from ld4mrec.reproduce import main as reproduce
-
     monkeypatch.chdir(tmp_path)  # .cache/ and runs/ go here
-    assert reproduce([]) == 0
+    assert main(["reproduce"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("ld4mrec reproduce: SYNTHETIC embedded default")
     assert "popularity" in out and (tmp_path / ".cache" / "ld4mrec" / "synthetic" / "smoke" / "smoke.inter").is_file()
+
+
+def test_cli_has_the_shared_verbs_and_flags():
+    from common.cli import contract_violations
+    from ld4mrec.cli import parser
+
+    assert contract_violations(parser()) == []
+
+
+def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(tiny_data, tmp_path):
+    """The run contract through the CLI: SIGKILL after the first epoch's record, then --resume."""
+    config = write_config(tmp_path, tiny_data, epochs=4)
+    runs = tmp_path / "runs" / "tiny"
+
+    def command(name):
+        return [sys.executable, "-m", "ld4mrec.cli", "train", "--config", str(config), "--run-name", name]
+
+    assert subprocess.run(command("straight"), capture_output=True).returncode == 0
+    kill_then_resume(command("killed"), runs / "killed", after=1)
+    assert records(runs / "straight") == records(runs / "killed")
+    assert len(records(runs / "killed")["metrics.jsonl"]) == 4
+    straight, killed = (json.loads((runs / name / "summary.json").read_text()) for name in ("straight", "killed"))
+    assert {**straight, "run_dir": ""} == {**killed, "run_dir": ""}

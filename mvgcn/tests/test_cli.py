@@ -1,8 +1,13 @@
 """The command line: help, train + eval on tiny SYNTHETIC data, and one-line errors for bad input."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from common.resume_check import kill_then_resume, records
 from mvgcn.cli import main
 
 
@@ -84,10 +89,32 @@ def test_bench_runs_small_and_labels_data_synthetic(capsys):
 
 
 def test_reproduce_embedded_default_prints_a_synthetic_report(tmp_path, monkeypatch, capsys):
-    from mvgcn.reproduce import main as reproduce
-
     monkeypatch.chdir(tmp_path)  # .cache/ and runs/ go here
-    assert reproduce([]) == 0
+    assert main(["reproduce"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("mvgcn reproduce: SYNTHETIC embedded default")
     assert "popularity" in out and (tmp_path / ".cache" / "mvgcn" / "synthetic" / "smoke" / "smoke.inter").is_file()
+
+
+def test_cli_has_the_shared_verbs_and_flags():
+    from common.cli import contract_violations
+    from mvgcn.cli import parser
+
+    assert contract_violations(parser()) == []
+
+
+def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(tiny_data, tmp_path):
+    """The run contract through the CLI: SIGKILL inside the grid's second run, then --resume."""
+    config = write_config(tmp_path, tiny_data, epochs=3)
+    config.write_text(config.read_text().replace("cl_loss: 0.01", "cl_loss: [0.01, 0.1]"))
+
+    def command(name):
+        return [sys.executable, "-m", "mvgcn.cli", "train", "--config", str(config), "--run-name", name]
+
+    assert subprocess.run(command("straight"), capture_output=True).returncode == 0
+    kill_then_resume(command("killed"), tmp_path / "runs" / "tiny" / "killed", after=4)
+    straight, killed = (records(tmp_path / "runs" / "tiny" / name) for name in ("straight", "killed"))
+    assert straight == killed and sum(map(len, killed.values())) == 6
+    summaries = [json.loads((tmp_path / "runs" / "tiny" / name / "summary.json").read_text()) for name in
+                 ("straight", "killed")]
+    assert [s["runs"] for s in summaries[:1]] == [s["runs"] for s in summaries[1:]]

@@ -17,8 +17,8 @@ from befa.attribution import (
 from befa.config import BeFAConfig
 from befa.features import load_clip, open_image, read_items
 from befa.train import build_model, load_data
+from common.checkpoints import load_weights, read_checkpoint
 from common.errors import DataFormatError
-from common.runs import load_checkpoint, load_weights
 
 
 def projection_of(model: torch.nn.Module, modality: str, source: Path) -> torch.nn.Module:
@@ -36,7 +36,7 @@ def attribute(checkpoint: str | Path, items: str | Path, clip_weights: str | Pat
               grid: tuple[int, int] = (4, 4), device: str = "cpu") -> dict:
     """Write ``out`` (PNG: image, before, after) and ``out`` with ``.md`` (highlighted words); return scores."""
     checkpoint, out = Path(checkpoint), Path(out)
-    state = load_checkpoint(checkpoint, "BeFA")
+    state = read_checkpoint(checkpoint, "BeFA")
     config = BeFAConfig(**state["config"])
     if not config.adapter:
         raise DataFormatError(checkpoint, "was trained without the adapter; attribute a base + BeFA run")

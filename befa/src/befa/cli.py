@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
+from common.cli import (
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 
 
 def _config(args):
@@ -19,12 +25,12 @@ def _config(args):
 
 
 def _train(args) -> None:
-    import time
-
     from befa.experiment import banner, train_one
+    from common.run_folder import check_run_directory, run_directory
 
     config = _config(args)
-    run_dir = Path(config.runs_dir) / config.dataset / (config.run_name or time.strftime("%Y%m%d-%H%M%S"))
+    run_dir = run_directory(config, args.resume)
+    check_run_directory(run_dir, args.resume)
     result = train_one(config, run_dir, resume=args.resume)
     print(f"{config.model}{' + BeFA' if config.adapter else ''} on {config.dataset} — {banner(config.synthetic)}")
     print(json.dumps(result, indent=1))
@@ -73,21 +79,33 @@ def _bench(args) -> None:
 def parser() -> argparse.ArgumentParser:
     from befa.config import BASE_MODELS
 
-    p = argparse.ArgumentParser(prog="befa", description="BeFA (AAAI 2025) on VBPR, LATTICE, FREEDOM and MGCN.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("befa", "BeFA (AAAI 2025) on VBPR, LATTICE, FREEDOM and MGCN.")
+
     t = sub.add_parser("train", help="train one base model, with or without the adapter")
     add_run_arguments(t, "configs/tmall.yaml")
     t.add_argument("--model", choices=BASE_MODELS, help="base model (overrides the config)")
     t.add_argument("--adapter", choices=("on", "off"), help="BeFA on or off (overrides the config)")
     t.set_defaults(func=_train)
+
     v = sub.add_parser("eval", help="evaluate a run's checkpoint (base or base + BeFA) on valid and test")
     v.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     v.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     add_device_argument(v)
     v.set_defaults(func=_eval)
+
+    b = sub.add_parser("bench", help="seconds per epoch of every base model with and without BeFA")
+    b.add_argument("--n-users", type=int, default=19_445)
+    b.add_argument("--n-items", type=int, default=7_050)
+    b.add_argument("--models", nargs="+", choices=BASE_MODELS, default=list(BASE_MODELS))
+    add_device_argument(b)
+    b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "befa", "an MMRec dataset folder; its name picks configs/<name>.yaml")
+
     c = sub.add_parser("compare", help="every model of the config's 'models' without and with BeFA; table")
     add_run_arguments(c, "configs/tmall.yaml")
     c.set_defaults(func=_compare)
+
     e = sub.add_parser("extract-features", help="CLIP ViT-B/32 image_feat.npy / text_feat.npy from items.tsv")
     e.add_argument("--items", required=True, help="folder with items.tsv (itemID, image, text) and the images")
     e.add_argument("--clip-weights", required=True, help="local ViT-B-32.pt (OpenAI CLIP)")
@@ -95,6 +113,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
     add_device_argument(e)
     e.set_defaults(func=_extract)
+
     a = sub.add_parser("attribute", help="before/after-adapter attribution heatmap of one item")
     a.add_argument("--checkpoint", required=True, help="best.pt of a base + BeFA run (LATTICE, FREEDOM or MGCN)")
     a.add_argument("--items", required=True, help="folder with items.tsv and the item images")
@@ -104,12 +123,6 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--grid", type=int, default=4, help="patches per side")
     add_device_argument(a)
     a.set_defaults(func=_attribute)
-    b = sub.add_parser("bench", help="seconds per epoch of every base model with and without BeFA")
-    b.add_argument("--n-users", type=int, default=19_445)
-    b.add_argument("--n-items", type=int, default=7_050)
-    b.add_argument("--models", nargs="+", choices=BASE_MODELS, default=list(BASE_MODELS))
-    add_device_argument(b)
-    b.set_defaults(func=_bench)
     return p
 
 

@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.configs import auto_device, check_valid_metric
+from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
-from common.runs import check_valid_metric
-from common.runs import load_config as common_load_config
 
 BASE_MODELS = ("vbpr", "lattice", "freedom", "mgcn")
 
@@ -53,7 +53,7 @@ class BeFAConfig:
     stopping_step: int = 10
     valid_metric: str = "recall@20"
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
-    device: str = "cpu"
+    device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
 
     def validate(self, source: str | Path = "config") -> BeFAConfig:
         for model in [self.model, *self.models]:

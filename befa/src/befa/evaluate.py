@@ -8,7 +8,7 @@ import torch
 
 from befa.config import BeFAConfig
 from befa.train import build_model, load_data
-from common.runs import load_checkpoint, load_weights
+from common.checkpoints import load_weights, read_checkpoint
 from mvgcn.train import evaluate
 
 
@@ -16,7 +16,7 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None, device: str |
                         splits: tuple[str, ...] = ("valid", "test")) -> dict:
     """Rebuild the model from the checkpoint's config (data folder and device overridable) and evaluate it."""
     path = Path(path)
-    state = load_checkpoint(path, "BeFA")
+    state = read_checkpoint(path, "BeFA")
     config = BeFAConfig(**state["config"])
     config.data = data or config.data
     config.device = device or config.device

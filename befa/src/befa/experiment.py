@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 from befa.config import BeFAConfig
 from befa.train import load_data, trainer
+from common.fit import plot_curves
 from common.metrics.ranking import popularity_baseline
-from common.runs import plot_curves
+from common.run_folder import check_run_directory, run_directory
 
 COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -54,8 +54,9 @@ def train_grid(config: BeFAConfig, root: Path, resume: bool = False, data=None) 
 
 def compare(config: BeFAConfig, resume: bool = False) -> dict:
     """Every model of ``config.models`` without and with the adapter; the comparison table and plot."""
+    root = run_directory(config, resume)
+    check_run_directory(root, resume)
     data = load_data(config)
-    root = Path(config.runs_dir) / config.dataset / (config.run_name or time.strftime("%Y%m%d-%H%M%S"))
     results = []
     for model in config.models:
         for adapter in (False, True):

@@ -6,13 +6,11 @@ Without ``--data``: SYNTHETIC MMRec data written once into ``.cache/befa/synthet
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from befa.config import load_config
 from befa.experiment import compare
-from common.runs import cli_logging, reproduce_config, run_cli
+from common.cli import reproduce_config
 from common.synthetic import mmrec as synthetic_mmrec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -25,15 +23,3 @@ def reproduce(data_dir: str | None) -> None:
     result = compare(config)
     print(result["table"])
     print(f"run directory: {result['run_dir']} (comparison.csv, comparison.png)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m befa.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("befa reproduce", lambda: reproduce(args.data))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

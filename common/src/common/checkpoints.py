@@ -1,40 +1,35 @@
-"""Reading checkpoints with one-line errors, and the RNG state a checkpoint carries for an exact resume."""
+"""Reading the checkpoints this repository writes, and loading their weights, with one-line errors naming the file."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from common.errors import DataFormatError
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """A ``torch.load``-ed checkpoint, with one-line errors for a missing or unreadable file."""
+def read_checkpoint(path: str | Path, kind: str = "training", required: tuple[str, ...] = ()) -> dict:
+    """``torch.load`` of a checkpoint onto the CPU; a missing or unreadable file, or one without the ``required``
+    entries of a ``kind`` checkpoint, is a one-line ``DataFormatError`` naming it."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, "checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a format problem of this file
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise DataFormatError(path, f"cannot read as a torch checkpoint ({first})") from None
-
-
-def rng_state(device: torch.device) -> dict:
-    """Python, NumPy and torch CPU generator states, and ``device``'s CUDA generator when it is a GPU."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
+        raise DataFormatError(path, f"unreadable checkpoint ({first})") from None
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise DataFormatError(path, f"not a {kind} checkpoint (no {', '.join(missing)} entry)")
     return state
 
 
-def set_rng_state(state: dict, device: torch.device) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+def load_weights(model: torch.nn.Module, weights: dict, checkpoint: Path, data: str) -> None:
+    """``model.load_state_dict`` with a one-line error when the checkpoint does not fit the data."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:200]
+        raise DataFormatError(checkpoint, f"does not fit the data in {data} ({detail})") from None

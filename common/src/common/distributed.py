@@ -6,13 +6,14 @@ CUDA and gloo on the CPU; each process uses ``cuda:LOCAL_RANK`` when the config 
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,31 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
+class _SkipFirst(Sampler):
+    """``sampler`` without its first ``n`` indices; it draws its order exactly when and as ``sampler`` would."""
+
+    def __init__(self, sampler: Sampler, n: int) -> None:
+        self.sampler, self.n = sampler, n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.n, None)
+
+    def __len__(self) -> int:
+        return max(len(self.sampler) - self.n, 0)
+
+
 def epoch_loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, epoch: int, num_workers: int,
-                 where: Dist) -> DataLoader:
-    """Batches of ``ds`` for one epoch (``drop_last``; a ``DistributedSampler`` whose epoch is set under torchrun).
-    Order and any per-item randomness depend only on (seed, epoch) and the global RNG state, so a resumed run sees
-    the same batches."""
+                 where: Dist, skip: int = 0) -> DataLoader:
+    """Batches of ``ds`` for one epoch (``drop_last``; a ``DistributedSampler`` whose epoch is set under torchrun),
+    without its first ``skip`` batches (a run resumed mid-epoch). Order and any per-item randomness depend only on
+    (seed, epoch) and the global RNG state, so a resumed run sees the same batches (per-item randomness drawn in
+    worker processes, ``num_workers > 0``, is seeded per worker and differs after a skip)."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     if where.world_size > 1:
         sampler = DistributedSampler(ds, where.world_size, where.rank, shuffle=shuffle, seed=seed, drop_last=True)
         sampler.set_epoch(epoch)
     else:
         sampler = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True,
-                      generator=generator, pin_memory=where.device.type == "cuda")
+    return DataLoader(ds, batch_size=batch_size, sampler=_SkipFirst(sampler, skip * batch_size) if skip else sampler,
+                      num_workers=num_workers, drop_last=True, generator=generator,
+                      pin_memory=where.device.type == "cuda")

@@ -64,3 +64,10 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
     return path
+
+
+def write_run_report(run_dir: Path, summary: dict, table: str) -> dict:
+    """``run_dir/summary.json`` and ``run_dir/results.md``; returns the summary plus the printable table."""
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (run_dir / "results.md").write_text(table + "\n")
+    return {**summary, "table": table + f"\n\nrun directory: {run_dir}"}

@@ -1,5 +1,6 @@
-"""A training run's folder ``<runs_dir>/<dataset>/<run_name>/``: opening it (fresh or resumed, with one-line
-errors), recording its config, and reading back its ``metrics.jsonl``."""
+"""A training run's folder ``runs/<paper>/<dataset>/<run_name>/`` (``runs_dir`` defaults to ``runs/<paper>``): the one
+rule for naming and reusing it, opening it (fresh or resumed, with one-line errors), recording its config, and
+reading back its ``metrics.jsonl``."""
 
 from __future__ import annotations
 
@@ -12,30 +13,42 @@ from typing import Any
 
 from common import distributed
 from common.checkpoints import read_checkpoint
+from common.configs import save_config
 from common.distributed import Dist
 from common.errors import DataFormatError
 from common.io import truncate_metrics
-from common.runs import save_config, set_seed
+from common.rng import set_seed
 
 log = logging.getLogger(__name__)
 
 
-def run_directory(config) -> Path:
-    """``config.runs_dir / config.dataset / config.run_name`` (a timestamp when unnamed, rank 0's on every rank)."""
-    name = config.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(config.runs_dir) / config.dataset / distributed.broadcast(name)
+def run_directory(config, resume: bool = False) -> Path:
+    """``config.runs_dir / config.dataset / config.run_name``; unnamed, a new timestamp, or with ``resume`` the
+    newest run of the dataset. Rank 0's choice on every rank."""
+    base = Path(config.runs_dir) / config.dataset
+    name = config.run_name
+    if not name and resume:
+        runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        name = runs[-1].name if runs else None
+    return base / distributed.broadcast(name or datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+
+def check_run_directory(run_dir: Path, resume: bool) -> None:
+    """The run contract: ``--resume`` needs a checkpoint in ``run_dir`` (a grid's runs count), and a fresh run
+    into a folder that holds one is refused. One line naming the folder."""
+    held = run_dir.is_dir() and any(run_dir.rglob("last.pt"))
+    if resume and not held:
+        raise DataFormatError(run_dir, "nothing to resume (no checkpoints/last.pt in this run folder)")
+    if not resume and held:
+        raise DataFormatError(run_dir, "run folder already holds a checkpoint; pass --resume or a new --run-name")
 
 
 def open_run(config, resume: bool, where: Dist, make_trainer: Callable[[], Any], train_set: Sized
              ) -> tuple[Path, Any]:
     """Start of a run: the run directory, which must hold a checkpoint exactly when resuming; the seed; the
     trainer; a train split of at least one batch per process. One-line errors."""
-    run_dir = run_directory(config)
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume and not last.is_file():
-        raise DataFormatError(last, "nothing to resume (no checkpoint of this run)")
-    if not resume and last.is_file():
-        raise DataFormatError(run_dir, "run directory already holds a checkpoint; pass --resume or a new --run-name")
+    run_dir = run_directory(config, resume)
+    check_run_directory(run_dir, resume)
     set_seed(config.seed)
     trainer = make_trainer()
     if len(train_set) < config.batch_size * where.world_size:

@@ -10,8 +10,16 @@ import json
 import sys
 from pathlib import Path
 
+from common.cli import (
+    add_bench_arguments,
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 from common.dfgan_fid import add_fid_stats_command
-from common.runs import add_bench_arguments, add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _train(args) -> None:
@@ -97,14 +105,32 @@ def _damsm_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="denet", description="DE-Net (AAAI 2023) text-guided image editing reproduction.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("denet", "DE-Net (AAAI 2023) text-guided image editing reproduction.")
 
     t = sub.add_parser("train", help="train DE-Net (single process, or under torchrun for DDP)")
     add_run_arguments(t, "configs/coco.yaml")
     t.add_argument("--batch-size", type=int, help="batch size per process")
     _damsm_flags(t)
     t.set_defaults(func=_train)
+
+    v = sub.add_parser("eval", help="MP (with diff, sim, mse) and FID of a checkpoint on the test split")
+    v.add_argument("--checkpoint", required=True)
+    v.add_argument("--config", help="YAML config; required for checkpoints without an embedded one")
+    v.add_argument("--data", help="dataset folder (overrides the config)")
+    _damsm_flags(v)
+    v.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
+    v.add_argument("--fid-stats", help="reference statistics npz (mu, sigma)")
+    v.add_argument("--eval-samples", type=int, help="edit only the first n test images")
+    v.add_argument("--out", default="denet_eval", help="report path without suffix (.json and .md are written)")
+    v.add_argument("--seed", type=int, default=100)
+    add_device_argument(v)
+    v.set_defaults(func=_eval)
+
+    b = sub.add_parser("bench", help="edits/s and training step time of the paper-size model (random weights)")
+    add_bench_arguments(b, n_batches=3, train_steps=2)
+    b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "denet", "a DF-GAN dataset folder; its name picks configs/<name>.yaml")
 
     d = sub.add_parser("train-damsm", help="pre-train the DAMSM text and image encoders (AttnGAN) on a dataset")
     d.add_argument("--config", required=True, help="YAML config, e.g. configs/birds.yaml")
@@ -126,24 +152,7 @@ def parser() -> argparse.ArgumentParser:
     add_device_argument(e)
     e.set_defaults(func=_edit)
 
-    v = sub.add_parser("eval", help="MP (with diff, sim, mse) and FID of a checkpoint on the test split")
-    v.add_argument("--checkpoint", required=True)
-    v.add_argument("--config", help="YAML config; required for checkpoints without an embedded one")
-    v.add_argument("--data", help="dataset folder (overrides the config)")
-    _damsm_flags(v)
-    v.add_argument("--fid-weights", help="torchvision inception_v3_google-0cc3c7bd.pth")
-    v.add_argument("--fid-stats", help="reference statistics npz (mu, sigma)")
-    v.add_argument("--eval-samples", type=int, help="edit only the first n test images")
-    v.add_argument("--out", default="denet_eval", help="report path without suffix (.json and .md are written)")
-    v.add_argument("--seed", type=int, default=100)
-    add_device_argument(v)
-    v.set_defaults(func=_eval)
-
     add_fid_stats_command(sub, _fid_stats)
-
-    b = sub.add_parser("bench", help="edits/s and training step time of the paper-size model (random weights)")
-    add_bench_arguments(b, n_batches=3, train_steps=2)
-    b.set_defaults(func=_bench)
     return p
 
 

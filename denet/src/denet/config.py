@@ -12,8 +12,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.configs import auto_device
+from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
-from common.runs import load_config as common_load_config
 
 DATASETS = ("birds", "coco")
 
@@ -53,11 +54,12 @@ class DENetConfig:
     rec_w: float = 10.0  # our choice: weight of TAGAN's reconstruction term (source edited with its own caption)
     mixed_precision: bool = False  # official: no AMP; True runs the G/D forwards under CUDA autocast with scalers
     num_workers: int = 4
-    device: str = "cuda"
+    device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
     # intervals in epochs (cfg: gen 1, test 5, save 5)
     gen_interval: int = 1
     test_interval: int = 5
     save_interval: int = 5
+    save_every_steps: int = 0  # also write last.pt every N batches inside an epoch (0: only at epoch ends)
     # evaluation (spec 3.6, 1.5)
     eval_batch_size: int = 32
     eval_samples: int | None = None  # None: every test image once; else the first n test images
@@ -87,6 +89,8 @@ class DENetConfig:
                     "damsm_batch_size", "nf", "words_num", "captions_per_image"):
             if getattr(self, key) < 1:
                 raise DataFormatError(source, f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.save_every_steps < 0:
+            raise DataFormatError(source, f"save_every_steps must be >= 0, got {self.save_every_steps}")
         return self
 
     def to_dict(self) -> dict:

@@ -17,10 +17,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common import distributed
-from common.checkpoints import rng_state, set_rng_state
 from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError
 from common.io import atomic_save
+from common.rng import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 SCALE_RESET = 16384.0
@@ -49,7 +49,7 @@ class GANTrainer:
             self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
                                                               broadcast_buffers=False)
                                       for m in (nets.netG, nets.netD, nets.netC))
-        self.epoch = 0
+        self.epoch, self.step_in_epoch, self.loss_sums = 0, 0, {}
 
     def train_mode(self) -> None:
         for net in (self.nets.netG, self.nets.netD, self.nets.netC):
@@ -71,7 +71,9 @@ class GANTrainer:
             "optimizers": {"optimizer_G": self.opt_G.state_dict(), "optimizer_D": self.opt_D.state_dict()},
             "scalers": {"scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict()},
             "epoch": self.epoch,
-            "rng": rng_state(self.where.device),
+            "step_in_epoch": self.step_in_epoch,  # > 0: saved inside epoch + 1, after that many batches
+            "loss_sums": self.loss_sums,
+            "rng": rng_state(),
             "config": self.config.to_dict(),
         }
 
@@ -87,7 +89,8 @@ class GANTrainer:
             self.scaler_G.load_state_dict(scalers["scaler_G"])
             self.scaler_D.load_state_dict(scalers["scaler_D"])
             self.epoch = int(state["epoch"])
-            set_rng_state(state["rng"], self.where.device)
+            self.step_in_epoch, self.loss_sums = state.get("step_in_epoch", 0), state.get("loss_sums", {})
+            set_rng_state(state["rng"])
         except KeyError as err:
             raise DataFormatError(path, f"not a {self.kind} training checkpoint (missing {err})") from None
 
@@ -96,25 +99,31 @@ def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Cal
                preview: Callable[[Path], Path], evaluate: Callable[[], dict], log_line: Callable[[dict], str]) -> None:
     """Epochs ``trainer.epoch + 1 .. config.epochs``: ``step(batch)`` per batch (its loss parts are averaged over
     the epoch and the processes), ``preview(png)`` every ``gen_interval``, ``evaluate()`` every ``test_interval``,
-    one ``metrics.jsonl`` record, log line and ``checkpoints/last.pt`` (atomic) per epoch, a kept copy
-    ``checkpoints/state_epoch_XXX.pth`` every ``save_interval``;
+    one ``metrics.jsonl`` record, log line and ``checkpoints/last.pt`` (atomic) per epoch, and ``last.pt`` also
+    every ``save_every_steps`` batches inside an epoch (0: never), a kept copy ``checkpoints/state_epoch_XXX.pth``
+    every ``save_interval``; a run resumed mid-epoch continues with the epoch's next batch;
     the last epoch always previews, evaluates and saves."""
     last = run_dir / "checkpoints" / "last.pt"
     while trainer.epoch < config.epochs:
-        epoch = trainer.epoch + 1
+        epoch, done, sums = trainer.epoch + 1, trainer.step_in_epoch, dict(trainer.loss_sums)
         trainer.train_mode()
         batches = epoch_loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
-                         num_workers=config.num_workers, where=where)
-        sums: dict[str, float] = {}
+                               num_workers=config.num_workers, where=where, skip=done)
+        total = done + len(batches)
         start = time.perf_counter()
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not where.is_main,
-                   leave=False)
-        for batch in bar:
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", initial=done, total=total,
+                   disable=not where.is_main, leave=False)
+        for i, batch in enumerate(bar, start=done + 1):
             losses = step(batch)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
-        means = distributed.mean_across({k: v / len(batches) for k, v in sums.items()}, where.device)
+            if config.save_every_steps and i % config.save_every_steps == 0 and i < total:
+                trainer.step_in_epoch, trainer.loss_sums = i, distributed.mean_across(sums, where.device)
+                if where.is_main:  # a long epoch: a kill loses at most save_every_steps batches
+                    atomic_save(trainer.state_dict(), last)
+        trainer.step_in_epoch, trainer.loss_sums = 0, {}
+        means = distributed.mean_across({k: v / total for k, v in sums.items()}, where.device)
         trainer.epoch = epoch
         record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
         if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:

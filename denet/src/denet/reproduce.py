@@ -12,15 +12,13 @@ the DAMSM and Inception files that config names.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
+from common.cli import reproduce_config
 from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
 from common.run_folder import read_metrics
-from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import text_image as synthetic_text_image
 
 from .config import DENetConfig, load_config
@@ -52,14 +50,6 @@ def prepare_embedded_default(config: DENetConfig) -> None:
             raise RuntimeError(f"train-damsm wrote {text}, {image}; the smoke config names other files")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m denet.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="a DF-GAN dataset folder; its name picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("denet reproduce", lambda: reproduce(args.data))
-
-
 def reproduce(data_dir: str | None) -> Path:
     config = reproduce_config("denet reproduce", data_dir, CONFIGS, SYNTHETIC_DIR, load_config, write_synthetic)
     if data_dir is None:
@@ -71,7 +61,3 @@ def reproduce(data_dir: str | None) -> Path:
     print(json.dumps(final, indent=1))
     print(f"report: {report}; edits: {run_dir / 'previews'}; curves: {run_dir / 'losses.png'}{label}")
     return run_dir
-
-
-if __name__ == "__main__":
-    sys.exit(main())

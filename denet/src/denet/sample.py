@@ -70,7 +70,7 @@ def read_source(path: str | Path, size: int = 256) -> torch.Tensor:
 def load_editor(checkpoint: str | Path, config_path: str | Path | None, device: str, **overrides
                 ) -> tuple[DENetConfig, Nets]:
     """Config (the checkpoint's own, or ``config_path``) and networks with the checkpoint's G/D/C weights."""
-    from common.runs import load_weights
+    from common.checkpoints import load_weights
 
     checkpoint = Path(checkpoint)
     state = read_checkpoint(checkpoint)

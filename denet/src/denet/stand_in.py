@@ -23,7 +23,7 @@ from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError
 from common.io import atomic_save, read_state_dict
 from common.metrics.fid import write_random_torchvision_inception_weights
-from common.runs import set_seed
+from common.rng import set_seed
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER

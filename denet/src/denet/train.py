@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from common import distributed
+from common.checkpoints import load_weights
 from common.distributed import Dist
 from common.run_folder import open_run, resume_or_record
-from common.runs import load_weights
 
 from .config import DENetConfig
 from .data import class_ids, dataset

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from common.distributed import Dist, epoch_loader
 from common.io import atomic_save
-from common.runs import set_seed
+from common.rng import set_seed
 
 from .config import DENetConfig
 from .damsm import CNN_ENCODER, RNN_ENCODER, sent_loss, words_loss

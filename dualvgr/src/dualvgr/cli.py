@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
+from common.cli import (
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 
 
 def _train(args) -> None:
@@ -54,12 +61,13 @@ def _extract_features(args) -> None:
 def parser() -> argparse.ArgumentParser:
     from dualvgr import features, questions
 
-    p = argparse.ArgumentParser(prog="dualvgr", description="DualVGR (IEEE TMM 2021) VideoQA reproduction.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("dualvgr", "DualVGR (IEEE TMM 2021) VideoQA reproduction.")
+
     t = sub.add_parser("train", help="train; keep the best val checkpoint; report test at the best val epoch")
     add_run_arguments(t, "configs/msvd_qa.yaml")
     t.add_argument("--unit-layers", type=int, help="number of DualVGR units T (overrides the config)")
     t.set_defaults(func=_train)
+
     v = sub.add_parser("eval", help="accuracy of a checkpoint on one split, overall and per question type "
                                     "(the official validate.py)")
     v.add_argument("--checkpoint", required=True, help="checkpoints/best.pt of a run")
@@ -67,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     add_device_argument(v)
     v.set_defaults(func=_validate)
+
     b = sub.add_parser("bench", help="training-step time and peak memory at a config's shapes (random inputs)")
     b.add_argument("--config", default="configs/msrvtt_qa.yaml", help="YAML config giving the shapes")
     b.add_argument("--batch-size", type=int, default=32)
@@ -79,9 +88,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--lstm", nargs="+", default=["fused"], choices=("fused", "nn"),
                    help="appearance BiLSTM implementation(s) to time")
     b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "dualvgr", "a prepared dataset folder; its name picks configs/<name>.yaml")
+
     q = sub.add_parser("prepare-questions", help="QA annotations -> vocabulary JSON and question pickles")
     questions.add_arguments(q)
     q.set_defaults(func=_prepare_questions)
+
     f = sub.add_parser("extract-features", help="videos -> ResNet-101 appearance and ResNeXt-101 motion HDF5s")
     features.add_arguments(f)
     f.set_defaults(func=_extract_features)

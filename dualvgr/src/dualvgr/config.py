@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
+from common.configs import auto_device
+from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
-from common.runs import load_config as common_load_config
 
 
 @dataclass
@@ -42,20 +43,20 @@ class DualVGRConfig:
     batch_size: int = 256
     eval_batch_size: int = 256
     epochs: int = 25
+    save_every_steps: int = 0  # also write last.pt every N batches inside an epoch (0: only at epoch ends)
     lr_milestones: list[int] = field(default_factory=lambda: [10, 20])  # halve after these many epochs
     lr_decay: float = 0.5
     grad_clip: float = 12.0
     stopping_step: int = 1000  # the official code trains every epoch; early stopping is off by default
     seed: int = 666
-    device: str = "auto"  # cuda when a CUDA device is visible, else cpu
+    device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
 
     def validate(self, source: str | Path = "config") -> DualVGRConfig:
         checks = ((self.unit_layers >= 1, "unit_layers must be >= 1"), (self.num_clips >= 1, "num_clips must be >= 1"),
                   (self.module_dim % 4 == 0, "module_dim must be divisible by the 4 GAT heads"),
                   (self.batch_size >= 2, "batch_size must be >= 2 (the classifier has a BatchNorm)"),
-                  (self.epochs >= 1, "epochs must be >= 1"))
-        if self.device == "auto":
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+                  (self.epochs >= 1, "epochs must be >= 1"),
+                  (self.save_every_steps >= 0, "save_every_steps must be >= 0"))
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             checks += ((False, f"device '{self.device}' but no CUDA device is visible (use --device cpu)"),)
         for ok, problem in checks:

@@ -30,9 +30,9 @@ import torchvision
 from PIL import Image
 from tqdm import tqdm
 
+from common.cli import add_device_argument
 from common.data.videoqa import FRAMES_PER_CLIP, NUM_CLIPS, SPLITS
 from common.errors import DataFormatError, WeightsNotFoundError
-from common.runs import add_device_argument
 from dualvgr.questions import read_annotations
 from dualvgr.resnext3d import (
     CLIP_SIZE,

@@ -8,12 +8,10 @@ prefix inside the folder.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+from common.cli import reproduce_config
 from common.errors import DataFormatError
-from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import videoqa as synthetic_videoqa
 from dualvgr.config import DualVGRConfig, load_config
 from dualvgr.train import train
@@ -46,15 +44,3 @@ def reproduce(data_dir: str | None) -> dict:
     test, base = result["test"]["overall"], result["majority_baseline_test"]["overall"]
     print(f"{config.tag()}test accuracy {100 * test:.2f}% = {test / base:.1f}x the majority answer ({100 * base:.2f}%)")
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dualvgr.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="a prepared dataset folder; its name picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("dualvgr reproduce", lambda: reproduce(args.data))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

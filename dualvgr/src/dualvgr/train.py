@@ -3,7 +3,7 @@
 Each epoch visits the train questions in a seeded random order (seed + epoch, so a resumed run sees the same
 order), in batches of ``batch_size`` (split evenly over DDP ranks; the global batch stays ``batch_size``).
 Loss: ``losses.dualvgr_loss``; Adam, lr halved after the milestone epochs, gradient-norm clip 12. After every
-epoch ``common.runs.fit`` evaluates val and test, keeps ``checkpoints/best.pt`` on val overall accuracy (the
+epoch ``common.fit.fit`` evaluates val and test, keeps ``checkpoints/best.pt`` on val overall accuracy (the
 official selection) and ``checkpoints/last.pt`` for an exact resume; test is reported at the best val epoch.
 
 Fixed against the official code (spec B6): ``unit_layers`` is honoured (the official training always built
@@ -15,6 +15,7 @@ one question is dropped in training (BatchNorm cannot train on one sample; the o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,12 +23,15 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common import distributed
-from common.checkpoints import rng_state, set_rng_state
+from common.configs import save_config
 from common.data.videoqa import VideoQADataset, load_videoqa
 from common.distributed import Dist
 from common.errors import DataFormatError
+from common.fit import Progress, fit, plot_curves
 from common.metrics.videoqa import videoqa_accuracy
-from common.runs import Progress, fit, plot_curves, run_directory, save_config, set_seed, write_run_report
+from common.reports import write_run_report
+from common.rng import rng_state, set_rng_state, set_seed
+from common.run_folder import check_run_directory, run_directory
 from dualvgr.config import DualVGRConfig
 from dualvgr.losses import dualvgr_loss
 from dualvgr.model import DualVGR
@@ -76,7 +80,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 class Trainer:
-    """The ``common.runs.EpochTrainer`` of DualVGR."""
+    """The ``common.fit.EpochTrainer`` of DualVGR."""
 
     def __init__(self, config: DualVGRConfig, where: Dist):
         self.config, self.where = config, where
@@ -91,24 +95,31 @@ class Trainer:
             set_glove(self.model, self.train_set, config)
         self.net = DistributedDataParallel(self.model) if where.world_size > 1 else self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
-        self.epoch = 0
+        self.epoch, self.step_in_epoch, self.loss_sums = 0, 0, {"ce": 0.0, "alpha_consistency": 0.0, "beta_hsic": 0.0}
+        self.rng_in_epoch: dict | None = None
 
     def _loader(self, dataset: VideoQADataset, batches: list[list[int]]) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.config.num_workers,
                                            pin_memory=self.where.device.type == "cuda",
                                            persistent_workers=False)
 
-    def train_epoch(self) -> dict[str, float]:
-        """One epoch; the mean over its batches of CE and of the weighted consistency and HSIC terms."""
+    def train_epoch(self, save: Callable[[], None] | None = None) -> dict[str, float]:
+        """One epoch; the mean over its batches of CE and of the weighted consistency and HSIC terms. Every
+        ``save_every_steps`` batches it calls ``save`` (``common.fit``'s writer of ``last.pt``); a trainer loaded
+        from such a checkpoint continues with the epoch's next batch."""
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(self.epoch)
         batches = epoch_batches(len(self.train_set), config.batch_size, config.seed + self.epoch, self.where)
+        done, sums = self.step_in_epoch, dict(self.loss_sums)
         self.net.train()
-        sums = {"ce": 0.0, "alpha_consistency": 0.0, "beta_hsic": 0.0}
-        bar = tqdm(self._loader(self.train_set, batches), desc=f"{config.tag()}epoch {self.epoch}", unit="batch",
+        loader = iter(self._loader(self.train_set, batches[done:]))  # draws its base seed from the global RNG
+        if self.rng_in_epoch is not None:  # resumed mid-epoch: the RNG as it was after that batch, past the draw
+            set_rng_state(self.rng_in_epoch)
+            self.rng_in_epoch = None
+        bar = tqdm(loader, desc=f"{config.tag()}epoch {self.epoch}", unit="batch", initial=done, total=len(batches),
                    leave=False, mininterval=2.0, disable=not self.where.is_main)
-        for batch in bar:
+        for i, batch in enumerate(bar, start=done + 1):
             batch = to_device(batch, self.where.device)
             logits, trace = self.net(*(batch[k] for k in INPUTS))
             loss, parts = dualvgr_loss(logits, batch["answer"], trace, config.alpha, config.beta)
@@ -120,10 +131,13 @@ class Trainer:
                                ("beta_hsic", config.beta * parts["hsic"])):
                 sums[key] += value
             bar.set_postfix(loss=f"{loss.item():.4f}")
+            if save is not None and config.save_every_steps and i % config.save_every_steps == 0 and i < len(batches):
+                self.step_in_epoch, self.loss_sums = i, sums
+                save()  # each rank its own last.pt (rank 0 in the run folder, others in .rank<r>/)
         if self.where.world_size > 1:  # BatchNorm running stats: rank 0's everywhere, so eval and checkpoints agree
             for buffer in self.model.buffers():
                 torch.distributed.broadcast(buffer, src=0)
-        self.epoch += 1
+        self.epoch, self.step_in_epoch, self.loss_sums = self.epoch + 1, 0, {k: 0.0 for k in sums}
         return distributed.mean_across({k: v / len(batches) for k, v in sums.items()}, self.where.device)
 
     @torch.inference_mode()
@@ -155,13 +169,16 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
-                "rng": rng_state(self.where.device)}
+                "step_in_epoch": self.step_in_epoch, "loss_sums": dict(self.loss_sums), "rng": rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = state["epoch"]
-        set_rng_state(state["rng"], self.where.device)
+        self.epoch, self.step_in_epoch, self.loss_sums = state["epoch"], state["step_in_epoch"], state["loss_sums"]
+        if self.step_in_epoch:  # restored by train_epoch, once its data loader has drawn its seed
+            self.rng_in_epoch = state["rng"]
+        else:
+            set_rng_state(state["rng"])
 
     def best_checkpoint(self) -> dict:
         return {"model": self.model.state_dict(), "config": self.config.to_dict(), "vocab": self.train_set.vocab}
@@ -174,8 +191,8 @@ def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = 
     try:
         if not where.is_main:
             logging.getLogger().setLevel(logging.WARNING)
-        run_dir = Path(distributed.broadcast(str(run_directory(config.runs_dir, config.dataset, config.run_name,
-                                                                   resume))))
+        run_dir = run_directory(config, resume)
+        check_run_directory(run_dir, resume)
         trainer = Trainer(config, where)
         if where.is_main:
             save_config(config, run_dir / "config.yaml", world_size=where.world_size)

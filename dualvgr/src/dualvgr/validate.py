@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
+from common.checkpoints import load_weights, read_checkpoint
 from common.errors import DataFormatError
 from common.metrics.videoqa import videoqa_accuracy
-from common.runs import load_checkpoint, load_weights
 from dualvgr.config import DualVGRConfig, load_config
 from dualvgr.report import majority_baseline, results_table
 from dualvgr.train import INPUTS, build_model, load_split, to_device
@@ -30,7 +30,7 @@ def validate(checkpoint_path: str | Path, split: str = "test", data: str | None 
              device: str | None = None) -> dict:
     """Overall and per-type accuracy of ``checkpoint_path`` (a ``best.pt``) on ``split``, and the table."""
     path = Path(checkpoint_path)
-    state = load_checkpoint(path, "DualVGR", required=("model", "config", "vocab"))
+    state = read_checkpoint(path, "DualVGR", required=("model", "config", "vocab"))
     config = checkpoint_config(state, path, data=data, device=device)
     dataset = load_split(config, split)
     if dataset.vocab != state["vocab"]:

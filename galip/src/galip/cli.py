@@ -9,8 +9,16 @@ import argparse
 import json
 import sys
 
+from common.cli import (
+    add_bench_arguments,
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 from common.dfgan_fid import add_fid_stats_command
-from common.runs import add_bench_arguments, add_device_argument, add_run_arguments, cli_logging, run_cli
 
 
 def _label(config) -> str:
@@ -85,25 +93,13 @@ def _bench(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="galip", description="GALIP (CVPR 2023) text-to-image reproduction.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("galip", "GALIP (CVPR 2023) text-to-image reproduction.")
 
     t = sub.add_parser("train", help="train GALIP (single process, or under torchrun for DDP)")
     add_run_arguments(t, "configs/birds.yaml")
     t.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (ViT-B-32.pt)")
     t.add_argument("--batch-size", type=int, help="batch size per process")
     t.set_defaults(func=_train)
-
-    s = sub.add_parser("sample", help="write an image grid for one caption")
-    s.add_argument("--checkpoint", required=True, help="a run's last.pt, or an official/released GALIP .pth")
-    s.add_argument("--text", required=True, help="the caption")
-    s.add_argument("--n", type=int, default=8, help="number of images (default 8)")
-    s.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
-    s.add_argument("--config", help="YAML config; required for official checkpoints (they carry none)")
-    s.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (overrides the config)")
-    s.add_argument("--seed", type=int, default=0)
-    add_device_argument(s)
-    s.set_defaults(func=_sample)
 
     e = sub.add_parser("eval", help="FID and CLIP score of a checkpoint on the test captions")
     e.add_argument("--checkpoint", required=True, help="a run's last.pt, or an official/released GALIP .pth")
@@ -119,11 +115,24 @@ def parser() -> argparse.ArgumentParser:
     add_device_argument(e)
     e.set_defaults(func=_eval)
 
-    add_fid_stats_command(sub, _fid_stats)
-
     b = sub.add_parser("bench", help="sampling images/s and training steps/s of the full-size birds model")
     add_bench_arguments(b, n_batches=5, train_steps=3)
     b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "galip", "a DF-GAN dataset folder; its name picks configs/<name>.yaml")
+
+    s = sub.add_parser("sample", help="write an image grid for one caption")
+    s.add_argument("--checkpoint", required=True, help="a run's last.pt, or an official/released GALIP .pth")
+    s.add_argument("--text", required=True, help="the caption")
+    s.add_argument("--n", type=int, default=8, help="number of images (default 8)")
+    s.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
+    s.add_argument("--config", help="YAML config; required for official checkpoints (they carry none)")
+    s.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (overrides the config)")
+    s.add_argument("--seed", type=int, default=0)
+    add_device_argument(s)
+    s.set_defaults(func=_sample)
+
+    add_fid_stats_command(sub, _fid_stats)
     return p
 
 

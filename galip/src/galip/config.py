@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.configs import auto_device
+from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
-from common.runs import load_config as common_load_config
 
 DATASETS = ("birds", "coco")
 
@@ -51,11 +52,12 @@ class GALIPConfig:
     scaler_min: float = 64.0  # a GradScaler scale below this is reset to 16384
     growth_interval: int = 2000
     num_workers: int = 4
-    device: str = "cuda"
+    device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
     # intervals in epochs (birds: gen 5, test 20, save 20)
     gen_interval: int = 5
     test_interval: int = 20
     save_interval: int = 20
+    save_every_steps: int = 0  # also write last.pt every N batches inside an epoch (0: only at epoch ends)
     # evaluation (spec 1.5, 2.9)
     sample_times: int = 12  # FID passes over the test captions (birds 12, coco 1)
     eval_batch_size: int = 64
@@ -76,6 +78,8 @@ class GALIPConfig:
         for key in ("epochs", "gen_interval", "test_interval", "save_interval", "sample_times", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise DataFormatError(source, f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.save_every_steps < 0:
+            raise DataFormatError(source, f"save_every_steps must be >= 0, got {self.save_every_steps}")
         return self
 
     def to_dict(self) -> dict:

@@ -10,15 +10,13 @@ the weights that config names.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
+from common.cli import reproduce_config
 from common.dfgan_fid import real_statistics
 from common.metrics.fid import write_random_torchvision_inception_weights
 from common.run_folder import read_metrics
-from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import text_image as synthetic_text_image
 
 from .config import GALIPConfig, load_config
@@ -28,14 +26,6 @@ from .train import _label, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC_DIR = Path(".cache/galip/synthetic/smoke")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m galip.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="a DF-GAN dataset folder; its name picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("galip reproduce", lambda: reproduce(args.data))
 
 
 def prepare_embedded_default(config: GALIPConfig) -> None:
@@ -61,7 +51,3 @@ def reproduce(data_dir: str | None) -> Path:
     print(json.dumps(final, indent=1))
     print(f"report: {report}; samples: {run_dir / 'previews'}; curves: {run_dir / 'losses.png'}{label}")
     return run_dir
-
-
-if __name__ == "__main__":
-    sys.exit(main())

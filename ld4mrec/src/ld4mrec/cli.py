@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
+from common.cli import (
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 
 
 def _train(args) -> None:
@@ -34,23 +41,27 @@ def _bench(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ld4mrec", description="LD4MRec reproduction on MMRec-format data.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("ld4mrec", "LD4MRec reproduction on MMRec-format data.")
+
     t = sub.add_parser("train", help="train to early stop on valid Recall@20, report test at the best epoch")
     add_run_arguments(t, "configs/baby.yaml")
     t.set_defaults(func=_train)
+
     e = sub.add_parser("eval", help="evaluate a checkpoint on valid and test")
     e.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     e.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     e.add_argument("--reverse-steps", type=int, default=None,
                    help="0 = one-step forward-free inference; k = k classical reverse steps (default: config)")
     e.set_defaults(func=_eval)
+
     b = sub.add_parser("bench", help="epoch time and one-step vs multi-step inference, Baby-sized synthetic data")
     b.add_argument("--n-users", type=int, default=19_445)
     b.add_argument("--n-items", type=int, default=7_050)
     b.add_argument("--steps", type=int, nargs="+", default=[5, 50], help="reverse_steps values to time")
     add_device_argument(b)
     b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "ld4mrec", "an MMRec dataset folder; its name picks configs/<name>.yaml")
     return p
 
 

@@ -9,9 +9,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.configs import auto_device, check_valid_metric
+from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
-from common.runs import check_valid_metric
-from common.runs import load_config as common_load_config
 
 SOFT_TARGETS = ("label_smoothing", "self", "none")
 
@@ -54,7 +54,7 @@ class LD4MRecConfig:
     stopping_step: int = 20
     valid_metric: str = "recall@20"
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
-    device: str = "cpu"
+    device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
 
     def validate(self, source: str | Path = "config") -> LD4MRecConfig:
         if self.soft_target not in SOFT_TARGETS:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.runs import load_checkpoint, load_weights
+from common.checkpoints import load_weights, read_checkpoint
 from ld4mrec.config import LD4MRecConfig
 from ld4mrec.train import build_model, evaluate, load_data
 
 
 def evaluate_checkpoint(path: str | Path, data: str | None = None, reverse_steps: int | None = None) -> dict:
     path = Path(path)
-    state = load_checkpoint(path, "LD4MRec")
+    state = read_checkpoint(path, "LD4MRec")
     config, weights = LD4MRecConfig(**state["config"]), state["model"]
     if data:
         config.data = data

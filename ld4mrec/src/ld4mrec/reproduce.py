@@ -6,11 +6,9 @@ trains ``configs/smoke.yaml``; with ``--data DIR`` it trains ``configs/<DIR name
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from common.runs import cli_logging, reproduce_config, run_cli
+from common.cli import reproduce_config
 from common.synthetic import mmrec as synthetic_mmrec
 from ld4mrec.config import load_config
 from ld4mrec.experiment import train_and_report
@@ -19,19 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC_DIR = Path(".cache/ld4mrec/synthetic/smoke")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ld4mrec.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("ld4mrec reproduce", lambda: reproduce(args.data))
-
-
 def reproduce(data_dir: str | None) -> None:
     config = reproduce_config("ld4mrec reproduce", data_dir, CONFIGS, SYNTHETIC_DIR, load_config,
                               lambda out: synthetic_mmrec.write(out, seed=0, name="smoke"))
     print(train_and_report(config)["table"])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

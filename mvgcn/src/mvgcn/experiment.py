@@ -12,7 +12,7 @@ import logging
 import yaml
 
 from common.data.mmrec import MMRecData
-from common.runs import run_directory
+from common.run_folder import check_run_directory, run_directory
 from mvgcn.config import MGCNConfig
 from mvgcn.report import plot_curves, results_table
 from mvgcn.train import Trainer, load_data
@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 def run_experiment(config: MGCNConfig, resume: bool = False, data: MMRecData | None = None,
                    max_epochs: int | None = None) -> dict:
     """Train every lambda_C of the grid (resuming finished or partial runs), select on valid, report."""
+    root = run_directory(config, resume)
+    check_run_directory(root, resume)
     data = data or load_data(config)
-    root = run_directory(config.runs_dir, config.dataset, config.run_name, resume)
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     runs = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.runs import plot_curves as common_plot_curves
+from common.fit import plot_curves as common_plot_curves
 
 PAPER_COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")  # MGCN Table 2
 

@@ -7,12 +7,10 @@ With ``--data DIR`` it trains ``configs/<DIR name>.yaml`` (baby, sports, clothin
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+from common.cli import reproduce_config
 from common.metrics.ranking import popularity_baseline
-from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import mmrec as synthetic_mmrec
 from mvgcn.config import load_config
 from mvgcn.experiment import run_experiment
@@ -21,14 +19,6 @@ from mvgcn.train import load_data
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC_DIR = Path(".cache/mvgcn/synthetic/smoke")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mvgcn.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="an MMRec dataset folder; its name picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("mvgcn reproduce", lambda: reproduce(args.data))
 
 
 def reproduce(data_dir: str | None) -> None:
@@ -43,7 +33,3 @@ def reproduce(data_dir: str | None) -> None:
           f"MGCN: {best['valid'][config.valid_metric]:.4f} "
           f"({best['valid'][config.valid_metric] / max(pop[config.valid_metric], 1e-12):.2f}x)")
     print(f"run directory: {summary['run_dir']}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

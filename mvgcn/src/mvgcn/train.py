@@ -2,7 +2,7 @@
 
 Per epoch: shuffled BPR rows with one negative each; loss = BPR + reg_weight * reg + lambda_C * L_C;
 Adam; LambdaLR factor a^(epoch/b) stepped once per epoch. The epoch loop, early stopping on the valid
-metric and the checkpoints are ``common.runs.fit``'s.
+metric and the checkpoints are ``common.fit.fit``'s.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common.checkpoints import rng_state, set_rng_state
+from common.configs import save_config
 from common.data.bpr import BPRSampler
 from common.data.mmrec import MMRecData, load_mmrec
+from common.fit import Progress, fit
 from common.metrics.ranking import evaluate_full_ranking
-from common.runs import Progress, fit, save_config, set_seed
+from common.rng import rng_state, set_rng_state, set_seed
 from mvgcn.config import MGCNConfig
 from mvgcn.graphs import cached_knn_graph, user_item_graph
 from mvgcn.model import MGCN
@@ -76,14 +77,14 @@ class BPRTrainer:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "rng": rng_state(torch.device(self.config.device)), "epoch": self.epoch}
+                "rng": rng_state(), "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"], torch.device(self.config.device))  # dropout on CUDA draws from the CUDA RNG
+        set_rng_state(state["rng"])  # dropout on CUDA draws from the CUDA RNG
         self.epoch = state["epoch"]
 
     def best_checkpoint(self) -> dict:

@@ -20,11 +20,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from common.checkpoints import read_checkpoint
 from common.errors import DataFormatError, WeightsNotFoundError
 from common.io import atomic_save, read_state_dict
 from common.metrics.fid import TORCHVISION_INCEPTION_SOURCE
 from common.metrics.story import character_f1, frame_accuracy, predictions_from_logits
-from common.runs import load_checkpoint, set_seed
+from common.rng import set_seed
 
 from .config import StoryImagerConfig
 from .data import collate, story_dataset
@@ -128,7 +129,7 @@ def train_classifier(config: StoryImagerConfig, out: str | Path) -> Path:
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
     """(network, input size) from a ``train-classifier`` checkpoint."""
-    state = load_checkpoint(path, "character classifier", ("model", "n_classes", "size"))
+    state = read_checkpoint(path, "character classifier", ("model", "n_classes", "size"))
     net = build_classifier(state["n_classes"], state["size"], None)
     net.load_state_dict(state["model"])
     return net.to(device).eval(), state["size"]

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import torch
 
-from common.runs import add_device_argument, add_run_arguments, cli_logging, run_cli
+from common.cli import (
+    add_device_argument,
+    add_reproduce_command,
+    add_run_arguments,
+    cli_logging,
+    command_parser,
+    run_cli,
+)
 
 from .config import load_config
 
@@ -84,13 +91,36 @@ def _make_tiny(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="storyimager", description="StoryImager: storyboard diffusion for story "
-                                "visualization, continuation and completion (arXiv 2404.05979)")
-    sub = p.add_subparsers(dest="command", required=True)
+    p, sub = command_parser("storyimager", "StoryImager: storyboard diffusion for story "
+                                            "visualization, continuation and completion (arXiv 2404.05979)")
+
     t = sub.add_parser("train", help="fine-tune (torchrun --nproc_per_node N -m storyimager.cli train ... for DDP)")
     add_run_arguments(t, "configs/pororo.yaml")
     t.add_argument("--pretrained", help="diffusers SD 1.5 folder (overrides the config)")
     t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="FID (64 px AR-LDM protocol and full size), Char-F1, Frm-Acc on the test split")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--mode", choices=("visualize", "continue"))
+    e.add_argument("--data")
+    e.add_argument("--classifier", help="train-classifier checkpoint")
+    e.add_argument("--fid-weights", help="pytorch-fid Inception weights file")
+    e.add_argument("--stories", type=int, help="score the first n test stories")
+    e.add_argument("--out", help="output folder (default: <run>/eval)")
+    add_device_argument(e)
+    e.set_defaults(func=_eval)
+
+    b = sub.add_parser("bench", help="storyboard vs frame-by-frame generation: time and peak memory")
+    b.add_argument("--config", required=True)
+    b.add_argument("--pretrained")
+    b.add_argument("--resolution", type=int)
+    b.add_argument("--steps", type=int)
+    add_device_argument(b)
+    b.set_defaults(func=_bench)
+
+    add_reproduce_command(sub, "storyimager", "dataset folder (the AR-LDM .h5 or the raw StoryDALL-E files); "
+                                             "its name picks configs/<name>.yaml")
+
     s = sub.add_parser("sample", help="generate one story as a storyboard PNG")
     s.add_argument("--checkpoint", required=True, help="model.pt of a training run")
     s.add_argument("--mode", choices=("visualize", "continue", "complete"), default="visualize")
@@ -103,16 +133,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     add_device_argument(s)
     s.set_defaults(func=_sample)
-    e = sub.add_parser("eval", help="FID (64 px AR-LDM protocol and full size), Char-F1, Frm-Acc on the test split")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--mode", choices=("visualize", "continue"))
-    e.add_argument("--data")
-    e.add_argument("--classifier", help="train-classifier checkpoint")
-    e.add_argument("--fid-weights", help="pytorch-fid Inception weights file")
-    e.add_argument("--stories", type=int, help="score the first n test stories")
-    e.add_argument("--out", help="output folder (default: <run>/eval)")
-    add_device_argument(e)
-    e.set_defaults(func=_eval)
+
     c = sub.add_parser("train-classifier", help="the Inception-v3 character classifier of Char-F1 / Frm-Acc")
     c.add_argument("--config", required=True)
     c.add_argument("--data")
@@ -120,13 +141,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="checkpoint path (default: the config's 'classifier')")
     add_device_argument(c, default=None)
     c.set_defaults(func=_train_classifier)
-    b = sub.add_parser("bench", help="storyboard vs frame-by-frame generation: time and peak memory")
-    b.add_argument("--config", required=True)
-    b.add_argument("--pretrained")
-    b.add_argument("--resolution", type=int)
-    b.add_argument("--steps", type=int)
-    add_device_argument(b)
-    b.set_defaults(func=_bench)
+
     m = sub.add_parser("make-tiny-backbone", help="write a RANDOM tiny SD-shaped diffusers folder (for trying)")
     m.add_argument("--out", required=True)
     m.add_argument("--seed", type=int, default=0)

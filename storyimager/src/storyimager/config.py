@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.configs import auto_device
+from common.configs import load_config as common_load_config
 from common.data.story import PORORO_CHARACTERS
 from common.errors import DataFormatError
-from common.runs import load_config as common_load_config
 
 FORMATS = ("arldm", "pororo", "flintstones")
 
@@ -57,7 +58,7 @@ class StoryImagerConfig:
     grad_clip: float = 1.0
     mixed_precision: bool = False
     num_workers: int = 4
-    device: str = "cuda"
+    device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
     save_every: int = 500  # steps between atomic checkpoints (and one at every epoch end)
     log_every: int = 50
     # sampling (ARLDM: DDIM 250 steps, guidance 6)

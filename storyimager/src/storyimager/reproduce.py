@@ -12,19 +12,17 @@ on that folder with the weights the config names.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from common.cli import reproduce_config
 from common.metrics.fid import write_random_fid_weights, write_random_torchvision_inception_weights
 from common.metrics.fsd import write_random_r2plus1d_weights
-from common.runs import cli_logging, reproduce_config, run_cli
 from common.synthetic import story as synthetic_story
 
 from .backbone import synthetic_words, write_tiny_backbone
@@ -98,16 +96,3 @@ def reproduce(data: str | None) -> dict:
         print(report_line(r))
     print(f"storyboards (ground truth, visualize, continue, complete): {figure}")
     return {"run_dir": str(run_dir), "loss_first": rows[0]["loss"], "loss_last": rows[-1]["loss"], **results}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m storyimager.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="dataset folder (the AR-LDM .h5 or the raw StoryDALL-E files); its name "
-                        "(pororo, flintstones) picks configs/<name>.yaml")
-    args = parser.parse_args(argv)
-    cli_logging()
-    return run_cli("storyimager reproduce", lambda: reproduce(args.data))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from common.runs import set_seed
+from common.rng import set_seed
 
 from .config import StoryImagerConfig
 from .data import collate, story_dataset

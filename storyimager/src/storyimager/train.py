@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common import distributed
+from common.checkpoints import read_checkpoint
+from common.configs import save_config
 from common.errors import DataFormatError
 from common.io import atomic_save, truncate_metrics
-from common.runs import load_checkpoint, save_config, set_seed
+from common.rng import rng_state, set_rng_state, set_seed
+from common.run_folder import check_run_directory, run_directory
 
 from .backbone import load_backbone
 from .config import StoryImagerConfig
@@ -47,7 +49,7 @@ def build_model(config: StoryImagerConfig, device: torch.device | str = "cpu") -
 
 def load_trained(path: str | Path, device: str | None = None, **overrides) -> StoryImager:
     """A model from a checkpoint this trainer wrote (``model.pt`` or ``checkpoints/last.pt``)."""
-    state = load_checkpoint(path, "StoryImager")
+    state = read_checkpoint(path, "StoryImager")
     config = StoryImagerConfig(**{**state["config"], **{k: v for k, v in overrides.items() if v is not None}})
     config.validate(path)
     model = build_model(config, device or config.device)
@@ -64,11 +66,6 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-
-
-def run_folder(config: StoryImagerConfig) -> Path:
-    name = config.run_name or time.strftime("%Y%m%d-%H%M%S")
-    return Path(config.runs_dir) / config.dataset / name
 
 
 def plot_loss(run_dir: Path, title: str) -> Path:
@@ -91,11 +88,11 @@ def plot_loss(run_dir: Path, title: str) -> Path:
 def _open_run(config: StoryImagerConfig, resume: bool) -> tuple[Path, Path, dict | None]:
     """The run folder, its ``last.pt`` and, when resuming, that checkpoint; a fresh run into a folder that holds
     one is refused."""
-    run_dir = Path(distributed.broadcast(str(run_folder(config))))
+    run_dir = run_directory(config, resume)
+    check_run_directory(run_dir, resume)
     last = run_dir / "checkpoints" / "last.pt"
-    if not resume and last.is_file():
-        raise DataFormatError(run_dir, "run folder already holds a checkpoint; pass --resume or a new --run-name")
-    return run_dir, last, load_checkpoint(last, "StoryImager", ("model", "optimizer", "step")) if resume else None
+    return run_dir, last, read_checkpoint(last, "StoryImager", ("model", "optimizer", "step", "log_window", "rng")) \
+        if resume else None
 
 
 def _steps_per_epoch(config: StoryImagerConfig, n_stories: int, world_size: int) -> int:
@@ -120,6 +117,7 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
         model.load_trainable_state(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
+        set_rng_state(state["rng"])
         if dist.is_main:  # drop what was logged after the checkpoint, and a line torn by the kill
             truncate_metrics(run_dir / "metrics.jsonl", step + 1, key="step")
         log.info("resumed %s at step %d (epoch %d, batch %d)", last, step, epoch, done_in_epoch)
@@ -133,12 +131,13 @@ def train(config: StoryImagerConfig, resume: bool = False) -> Path:
     log.info("training %s: %d stories, %d steps per epoch, %d trainable / %d parameters%s", config.dataset,
              len(data), per_epoch, sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), label)
     probs = tuple(config.mask_probs)
-    losses: list[float] = []
+    losses: list[float] = [] if state is None else state["log_window"]  # the losses of the record in progress
 
     def checkpoint() -> None:
         if dist.is_main:
             atomic_save({"model": model.trainable_state(), "optimizer": optimizer.state_dict(), "step": step,
-                         "epoch": epoch, "done_in_epoch": done_in_epoch, "config": dataclasses.asdict(config)}, last)
+                         "epoch": epoch, "done_in_epoch": done_in_epoch, "log_window": losses, "rng": rng_state(),
+                         "config": dataclasses.asdict(config)}, last)
 
     model.train()
     while epoch < config.epochs:

@@ -24,9 +24,9 @@ Protocols (what happens to an image before the network, and which network):
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -60,21 +60,29 @@ def _pytorch_fid_inception():
 
 
 def load_fid_inception(weights: str | Path, key: str = "inception_weights") -> torch.nn.Module:
-    """pytorch-fid's ``InceptionV3([3])`` with weights read from ``weights`` (config key ``key``)."""
+    """pytorch-fid's ``InceptionV3([3])`` with weights read from ``weights`` (config key ``key``).
+
+    pytorch-fid fetches its weights with ``torch.hub.load_state_dict_from_url``, which reads a file of the same
+    name from the hub cache when one is there: the local file is offered through a scratch hub folder, never
+    downloaded.
+    """
     weights = Path(weights)
     if not weights.is_file():
         raise WeightsNotFoundError(key, weights, FID_WEIGHTS_SOURCE)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a corrupt file
-        raise DataFormatError(weights, f"not a readable torch state dict ({type(err).__name__})") from None
+    read_state_dict(weights)  # a corrupt file is one line naming it
     pfi = _pytorch_fid_inception()
-    try:
-        with mock.patch.object(pfi, "load_state_dict_from_url", lambda *args, **kwargs: state):
+    previous = torch.hub.get_dir()
+    with tempfile.TemporaryDirectory() as hub:
+        (Path(hub) / "checkpoints").mkdir()
+        (Path(hub) / "checkpoints" / Path(pfi.FID_WEIGHTS_URL).name).symlink_to(weights.resolve())
+        torch.hub.set_dir(hub)
+        try:
             net = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
-    except (RuntimeError, AttributeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataFormatError(weights, f"not the FID Inception state dict ({first})") from None
+        except (RuntimeError, AttributeError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DataFormatError(weights, f"not the FID Inception state dict ({first})") from None
+        finally:
+            torch.hub.set_dir(previous)
     return net.eval()
 
 

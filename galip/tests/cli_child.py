@@ -1,0 +1,13 @@
+"""``python tests/cli_child.py ARGS``: ``galip ARGS`` in a child process, with the evaluation's Frechet distance
+losing its matrix square root as the ``fid_without_sqrtm`` fixture does in-process (the kill-and-resume test checks
+the run's mechanics, not the FID value)."""
+
+import sys
+
+from conftest import fid_without_sqrtm_value
+
+import galip.evaluate
+from galip.cli import main
+
+galip.evaluate.frechet_distance = fid_without_sqrtm_value
+sys.exit(main())
