@@ -213,3 +213,13 @@ def test_kill_then_resume_kills_a_child_mid_run_and_records_ignore_timings(tmp_p
     assert [r["epoch"] for r in got] == [0, 1, 2, 3] and got[0] == {"epoch": 0, "value": 0}
     with pytest.raises(AssertionError, match="ended .* before it could be killed"):
         kill_then_resume([sys.executable, "-c", "pass"], tmp_path / "never", after=1)
+
+
+def test_labels_name_every_part_that_is_not_the_papers():
+    from common.labels import data_banner, run_label
+
+    assert data_banner(False) == "real data" and data_banner(True).startswith("SYNTHETIC data")
+    assert run_label(False) == ""
+    assert run_label(True) == " [SYNTHETIC data]"
+    assert run_label(True, "OpenAI CLIP") == " [SYNTHETIC data, STAND-IN weights, not OpenAI CLIP]"
+    assert run_label(False, "OpenAI CLIP") == " [STAND-IN weights, not OpenAI CLIP]"

@@ -26,5 +26,5 @@ def test_eval_reports_every_metric_with_labels(config, tmp_path):
     assert results["frames"] == 16 and results["stories"] == 4  # continuation scores frames 2-5
     for key in ("fid_64", "fsd", "char_f1", "frame_acc", "real_char_f1", "real_frame_acc"):
         assert math.isfinite(results[key]), key
-    assert "SYNTHETIC" in results["labels"] and "RANDOM" in results["labels"]
+    assert "SYNTHETIC" in results["labels"] and "STAND-IN" in results["labels"]
     assert (out / "eval_samples.png").is_file()

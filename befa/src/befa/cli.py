@@ -25,24 +25,26 @@ def _config(args):
 
 
 def _train(args) -> None:
-    from befa.experiment import banner, train_one
+    from befa.experiment import train_one
+    from common.labels import data_banner
     from common.run_folder import check_run_directory, run_directory
 
     config = _config(args)
     run_dir = run_directory(config, args.resume)
     check_run_directory(run_dir, args.resume)
     result = train_one(config, run_dir, resume=args.resume)
-    print(f"{config.model}{' + BeFA' if config.adapter else ''} on {config.dataset} — {banner(config.synthetic)}")
+    print(f"{config.model}{' + BeFA' if config.adapter else ''} on {config.dataset} — {data_banner(config.synthetic)}")
     print(json.dumps(result, indent=1))
     print(f"run directory: {run_dir}")
 
 
 def _eval(args) -> None:
     from befa.evaluate import evaluate_checkpoint
+    from common.labels import data_banner
 
     result = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device)
     if result["synthetic"]:
-        print("SYNTHETIC data: these numbers are not comparable to the paper")
+        print(data_banner(True))
     print(json.dumps(result, indent=1))
 
 

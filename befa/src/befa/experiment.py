@@ -11,15 +11,11 @@ from pathlib import Path
 from befa.config import BeFAConfig
 from befa.train import load_data, trainer
 from common.fit import plot_curves
+from common.labels import data_banner
 from common.metrics.ranking import popularity_baseline
 from common.run_folder import check_run_directory, run_directory
 
 COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-
-
-def banner(synthetic: bool) -> str:
-    return "SYNTHETIC data (common.synthetic), not the paper's datasets: numbers are not comparable to the paper" \
-        if synthetic else "real data"
 
 
 def train_one(config: BeFAConfig, run_dir: Path, resume: bool = False, data=None) -> dict:
@@ -27,7 +23,7 @@ def train_one(config: BeFAConfig, run_dir: Path, resume: bool = False, data=None
     data = data or load_data(config)
     progress = trainer(config, data, run_dir).fit(resume=resume)
     name = f"{config.model}{' + BeFA' if config.adapter else ''}"
-    plot_curves(run_dir, config.valid_metric, f"{name} — {banner(config.synthetic)}")
+    plot_curves(run_dir, config.valid_metric, f"{name} — {data_banner(config.synthetic)}")
     result = {"model": config.model, "adapter": config.adapter, "best_epoch": progress.best_epoch,
               "valid": progress.best_valid, "test": progress.best_test}
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
@@ -76,7 +72,7 @@ def write_comparison(root: Path, results: list[dict], popularity: dict, syntheti
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"Base vs base + BeFA on {dataset} (test, at the best valid epoch) — {banner(synthetic)}", "",
+    lines = [f"Base vs base + BeFA on {dataset} (test, at the best valid epoch) — {data_banner(synthetic)}", "",
              "| model | variant | best epoch | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 3)]
     lines += [f"| {r['model']} | {r['variant']} | {r['best_epoch']} | " + " | ".join(f"{r[c]:.4f}" for c in COLUMNS)
               + " |" for r in rows]
@@ -101,7 +97,7 @@ def plot_comparison(path: Path, rows: list[dict], synthetic: bool, dataset: str)
         ax.set_xticks(range(len(models)), models)
         ax.set(title=f"test {metric}", ylabel=metric)
         ax.legend()
-    fig.suptitle(f"BeFA on {dataset} — {banner(synthetic)}", fontsize=9)
+    fig.suptitle(f"BeFA on {dataset} — {data_banner(synthetic)}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

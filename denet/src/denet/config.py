@@ -15,6 +15,7 @@ from pathlib import Path
 from common.configs import auto_device
 from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
+from common.labels import run_label
 
 DATASETS = ("birds", "coco")
 
@@ -98,10 +99,7 @@ class DENetConfig:
 
     def label(self) -> str:
         """`` [SYNTHETIC data, STAND-IN weights ...]`` for every printed number of such a run, else ''."""
-        parts = [p for p, on in (("SYNTHETIC data", self.synthetic),
-                                 ("STAND-IN weights, not AttnGAN's DAMSM / ImageNet Inception", self.random_weights))
-                 if on]
-        return f" [{', '.join(parts)}]" if parts else ""
+        return run_label(self.synthetic, "AttnGAN's DAMSM / ImageNet Inception" if self.random_weights else "")
 
 
 def load_config(path: str | Path | None = None, **overrides) -> DENetConfig:

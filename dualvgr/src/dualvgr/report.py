@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from common.data.videoqa import VideoQADataset
+from common.labels import data_banner
 from common.metrics.videoqa import videoqa_accuracy
 
 
@@ -25,8 +26,7 @@ def results_table(config, title: str, rows: Sequence[tuple[str, dict]], type_nam
     def cells(row: dict) -> str:
         return " | ".join(f"{100 * row[n]:.2f}" if n in row else "-" for n in [*names, "overall"])
 
-    head = f"{config.tag()}DualVGR, {config.dataset}, {config.unit_layers} unit(s), {title}"
-    if config.synthetic:
-        head += " (SYNTHETIC data: not comparable to the paper)"
+    head = (f"{config.tag()}DualVGR, {config.dataset}, {config.unit_layers} unit(s), {title} — "
+            f"{data_banner(config.synthetic)}")
     return "\n".join([head, "", "| | " + " | ".join([*names, "all"]) + " |", "|---" * (len(names) + 2) + "|",
                       *(f"| {label} | {cells(row)} |" for label, row in rows)])

@@ -29,6 +29,7 @@ from common import distributed
 from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError
 from common.io import atomic_save
+from common.labels import run_label
 from common.rng import rng_state, set_rng_state
 from common.run_folder import open_run, resume_or_record
 
@@ -147,9 +148,7 @@ class Trainer(GANTrainer):
 
 
 def _label(config: GALIPConfig) -> str:
-    parts = [p for p, on in (("SYNTHETIC data", config.synthetic),
-                             ("STAND-IN weights, not OpenAI CLIP / ImageNet Inception", config.random_weights)) if on]
-    return f" [{', '.join(parts)}]" if parts else ""
+    return run_label(config.synthetic, "OpenAI CLIP / ImageNet Inception" if config.random_weights else "")
 
 
 def check_inputs(config: GALIPConfig) -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.fit import plot_curves as common_plot_curves
+from common.labels import data_banner
 
 COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")  # the paper's table columns
-
-
-def banner(synthetic: bool) -> str:
-    return "SYNTHETIC data (common.synthetic), not the paper's datasets: numbers are not comparable to the paper" \
-        if synthetic else "real data"
 
 
 def results_table(dataset: str, synthetic: bool, best_epoch: int, valid: dict, test: dict,
@@ -20,11 +16,11 @@ def results_table(dataset: str, synthetic: bool, best_epoch: int, valid: dict, t
     rows = [("LD4MRec", f"valid (epoch {best_epoch})", valid), ("LD4MRec", "test", test)]
     if popularity is not None:
         rows.append(("popularity", "valid", popularity))
-    head = f"LD4MRec on {dataset} — {banner(synthetic)}\n\n| model | split | " + " | ".join(COLUMNS) + " |\n"
+    head = f"LD4MRec on {dataset} — {data_banner(synthetic)}\n\n| model | split | " + " | ".join(COLUMNS) + " |\n"
     head += "|" + "---|" * (len(COLUMNS) + 2) + "\n"
     return head + "\n".join(f"| {m} | {s} | " + " | ".join(f"{r.get(c, float('nan')):.4f}" for c in COLUMNS) + " |"
                             for m, s, r in rows)
 
 
 def plot_curves(run_dir: Path, metric: str, synthetic: bool) -> Path:
-    return common_plot_curves(run_dir, metric, f"LD4MRec {run_dir.name} — {banner(synthetic)}")
+    return common_plot_curves(run_dir, metric, f"LD4MRec {run_dir.name} — {data_banner(synthetic)}")

@@ -29,11 +29,12 @@ def _train(args) -> None:
 
 
 def _eval(args) -> None:
+    from common.labels import data_banner
     from mvgcn.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, data=args.data)
     if result["synthetic"]:
-        print("SYNTHETIC data: these numbers are not comparable to the paper")
+        print(data_banner(True))
     print(json.dumps(result, indent=1))
 
 

@@ -5,24 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.fit import plot_curves as common_plot_curves
+from common.labels import data_banner
 
 PAPER_COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")  # MGCN Table 2
 
 
-def synthetic_banner(synthetic: bool) -> str:
-    return "SYNTHETIC data (common.synthetic), not the paper's datasets: numbers are not comparable to Table 2" \
-        if synthetic else "real data"
-
-
 def plot_curves(run_dir: Path, valid_metric: str, synthetic: bool) -> Path:
     """``curves.png``: training loss parts and valid/test ``valid_metric`` per epoch, best epoch marked."""
-    return common_plot_curves(run_dir, valid_metric, f"MGCN {run_dir.name} — {synthetic_banner(synthetic)}")
+    return common_plot_curves(run_dir, valid_metric, f"MGCN {run_dir.name} — {data_banner(synthetic)}")
 
 
 def results_table(summary: dict, topk: list[int]) -> str:
     """Markdown: valid and test metrics at each run's best valid epoch; the selected run is starred."""
     cols = [c for c in PAPER_COLUMNS if int(c.split("@")[1]) in topk]
-    head = f"MGCN on {summary['dataset']} — {synthetic_banner(summary['synthetic'])}\n\n"
+    head = f"MGCN on {summary['dataset']} — {data_banner(summary['synthetic'])}\n\n"
     head += "| cl_loss | best epoch | split | " + " | ".join(cols) + " |\n|" + "---|" * (len(cols) + 3) + "\n"
     rows = []
     for run in summary["runs"]:

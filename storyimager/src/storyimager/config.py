@@ -15,6 +15,7 @@ from common.configs import auto_device
 from common.configs import load_config as common_load_config
 from common.data.story import PORORO_CHARACTERS
 from common.errors import DataFormatError
+from common.labels import run_label
 
 FORMATS = ("arldm", "pororo", "flintstones")
 
@@ -81,10 +82,8 @@ class StoryImagerConfig:
     fsd_weights: str | None = None  # torchvision r2plus1d_18 Kinetics weights; None: no FSD
 
     def tag(self) -> str:
-        """' [SYNTHETIC data, RANDOM weights]' (the parts that apply) for every number printed from this config."""
-        parts = [p for p, on in (("SYNTHETIC data", self.synthetic), ("RANDOM / stand-in weights", self.random_weights))
-                 if on]
-        return f" [{', '.join(parts)}]" if parts else ""
+        """' [SYNTHETIC data, STAND-IN weights, ...]' (the parts that apply) for every number printed from it."""
+        return run_label(self.synthetic, "Stable Diffusion 1.5 / the metrics' Inception" if self.random_weights else "")
 
     def validate(self, source: str | Path = "config") -> StoryImagerConfig:
         def bad(msg: str):
