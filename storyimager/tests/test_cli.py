@@ -17,10 +17,10 @@ def test_cli_has_the_shared_verbs_and_flags():
 
 
 def test_train_killed_mid_epoch_and_resumed_ends_as_an_uninterrupted_run(config, tmp_path):
-    """A checkpoint every 3 steps, records every 2: SIGKILL after the second record (inside the first epoch's
-    12 steps), then --resume from the step-3 checkpoint or later; the same records and the same weights."""
+    """A checkpoint every 3 steps, records every 2: SIGKILL after the second record (inside the epoch's 12
+    steps), then --resume from the step-3 checkpoint or later; the same records and the same weights."""
     path = tmp_path / "c.yaml"
-    values = dataclasses.asdict(config(epochs=2, save_every=3, log_every=2))
+    values = dataclasses.asdict(config(epochs=1, save_every=3, log_every=2))
     path.write_text(yaml.safe_dump({k: v for k, v in values.items() if k != "run_name"}))
     runs = tmp_path / "runs" / "smoke"
 
