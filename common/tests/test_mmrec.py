@@ -165,11 +165,18 @@ def test_missing_column(tmp_path):
     assert_one_line(err, "mc.inter", "x_label")
 
 
-def test_non_contiguous_item_ids(tmp_path):
-    folder = write_inter(tmp_path / "nc", [(0, 0, 5, 1, 0), (0, 3, 5, 1, 0)])
-    with pytest.raises(DataFormatError) as err:
+def test_item_id_gaps_are_accepted_as_mmrec_does_and_ranked(tmp_path):
+    """MMRec takes n_items = max id + 1: items 1 and 2 below have features but no interaction; they are ranked."""
+    folder = write_inter(tmp_path / "gap", [(0, 0, 5, 1, 0), (0, 3, 5, 1, 0), (1, 3, 5, 1, 0), (1, 0, 5, 1, 1),
+                                            (0, 4, 5, 1, 2)])
+    write_feats(folder, 5)
+    d = load_mmrec(folder)
+    assert (d.n_users, d.n_items) == (2, 5)
+    assert d.splits["train"].shape == (2, 5) and d.item_popularity().tolist() == [1, 0, 0, 2, 0]
+    with pytest.raises(DataFormatError) as err:  # fewer feature rows than items: still refused
+        write_feats(folder, 4)
         load_mmrec(folder)
-    assert_one_line(err, "nc.inter", "itemIDs are not contiguous")
+    assert_one_line(err, "has 4 rows", "5 items")
 
 
 def test_unknown_split_label(tmp_path):

@@ -2,7 +2,8 @@
 
 A dataset folder holds ``<name>.inter`` (tab-separated with a header that contains ``userID``,
 ``itemID`` and ``x_label``; x_label 0/1/2 = train/valid/test), ``image_feat.npy`` and
-``text_feat.npy`` (row i = item i). Ids are 0-based and contiguous over all splits.
+``text_feat.npy`` (row i = item i). Ids are 0-based; as in MMRec, ``n_users``/``n_items`` are the largest id + 1, so
+ids may have gaps (an item with features but no interaction is ranked like any other).
 """
 
 from __future__ import annotations
@@ -83,12 +84,6 @@ def read_inter(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if bad.size:
         row = int(np.flatnonzero(np.isin(labels, bad))[0]) + 2
         raise DataFormatError(path, f"unknown split label x_label={bad[0]} on line {row} (expected 0, 1 or 2)")
-    for name, ids in (("userID", users), ("itemID", items)):
-        n_unique = np.unique(ids).size
-        if n_unique != ids.max() + 1:
-            raise DataFormatError(
-                path, f"{name}s are not contiguous: {n_unique} distinct ids but max id is {ids.max()}"
-            )
     return users, items, labels
 
 
