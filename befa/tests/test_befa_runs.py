@@ -9,10 +9,12 @@ import torch
 from PIL import Image
 
 from befa.adapter import BeFA, adapter_parameters
+from befa.attribute import model_transform
 from befa.cli import main
-from befa.config import load_config
+from befa.config import BeFAConfig, load_config
 from befa.experiment import compare
 from befa.train import build_model, load_data, trainer
+from common.checkpoints import read_checkpoint
 from common.data.clip_weights import write_random_clip
 from common.metrics.ranking import popularity_baseline
 from common.synthetic import mmrec as synthetic_mmrec
@@ -163,6 +165,16 @@ def test_extract_train_attribute_end_to_end_with_random_clip(tmp_path, capsys):
     assert evaluated["adapter"] is True and "SYNTHETIC" in out
     for split in ("valid", "test"):
         assert evaluated[split] == pytest.approx(trained[split], rel=1e-6), split
+    # the attribution's "after" map goes through the model's own purifier, gate E_id[item] included
+    state = read_checkpoint(best, "BeFA")
+    config = BeFAConfig(**state["config"])
+    model = build_model(config, load_data(config))
+    model.load_state_dict(state["model"])
+    model.eval()
+    features = torch.randn(3, 512, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        direct = model.model.purifiers["image"](features, model.model.item_id_embedding.weight[7])
+    torch.testing.assert_close(model_transform(model, "image", 7, best)(features), direct)
     out = tmp_path / "attr" / "item3.png"
     assert main(["attribute", "--checkpoint", str(best), "--items", str(items), "--clip-weights", str(weights),
                  "--item", "3", "--out", str(out), "--grid", "2"]) == 0

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from befa.attribution import (
+    Transform,
     adapter_transform,
     highlight_text_attribution,
     image_attribution,
@@ -21,14 +22,17 @@ from common.checkpoints import load_weights, read_checkpoint
 from common.errors import DataFormatError
 
 
-def projection_of(model: torch.nn.Module, modality: str, source: Path) -> torch.nn.Module:
-    """The layer that maps the raw feature of ``modality`` into the model's space, before its adapter."""
+def model_transform(model: torch.nn.Module, modality: str, item: int, source: Path) -> Transform:
+    """What the trained model makes of a ``modality`` feature of ``item`` before its graphs, as its own forward
+    computes it: LATTICE and FREEDOM BeFA(project(e)); MGCN its purifier, E_id[item] * BeFA(project(e))."""
     if hasattr(model, "trs"):  # LATTICE
-        return model.trs[modality]
+        return adapter_transform(model.trs[modality], model.adapters[modality])
     if hasattr(model, f"{modality}_trs"):  # FREEDOM
-        return getattr(model, f"{modality}_trs")
-    if hasattr(model, "model") and hasattr(model.model, "purifiers"):  # MGCN
-        return model.model.purifiers[modality].project
+        return adapter_transform(getattr(model, f"{modality}_trs"), model.adapters[modality])
+    if hasattr(model, "model") and hasattr(model.model, "purifiers"):  # MGCN: the gate by the item's ID embedding
+        purifier = model.model.purifiers[modality]
+        return adapter_transform(purifier.project, purifier.adapter,
+                                 item_embedding=model.model.item_id_embedding.weight[item].detach())
     raise DataFormatError(source, "VBPR projects text and image together, so it has no per-modality map")
 
 
@@ -49,10 +53,8 @@ def attribute(checkpoint: str | Path, items: str | Path, clip_weights: str | Pat
     clip_model, preprocess = load_clip(clip_weights, device)
     image = open_image(table.image_paths[item])
     image_map = image_attribution(clip_model, preprocess, image, grid,
-                                  adapter_transform(projection_of(model, "image", checkpoint), model.adapters["image"]),
-                                  device=device)
-    words = text_attribution(clip_model, table.texts[item],
-                             adapter_transform(projection_of(model, "text", checkpoint), model.adapters["text"]),
+                                  model_transform(model, "image", item, checkpoint), device=device)
+    words = text_attribution(clip_model, table.texts[item], model_transform(model, "text", item, checkpoint),
                              device=device)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_image_attribution(image, image_map, out)
