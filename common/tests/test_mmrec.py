@@ -193,6 +193,44 @@ def test_non_numeric_row(tmp_path):
     assert_one_line(err, "nn.inter", "unreadable row")
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("text, message", [
+    (HEADER, "no interactions"),
+    (HEADER + "\n\n", "no interactions"),
+    ("", "header lacks column(s) userID, itemID, x_label"),
+])
+def test_header_only_or_empty_inter_is_refused_in_one_line_without_warnings(tmp_path, text, message):
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "e.inter").write_text(text)
+    with pytest.raises(DataFormatError) as err:
+        load_mmrec(tmp_path / "e")
+    assert_one_line(err, "e.inter", message)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("bad_row, message", [
+    ((1, 2, 5), "line 3 has 3 columns, x_label is column 5"),
+    ((1, "", 5, 1, 0), "line 3 has itemID '', not a number"),
+    ((1, "nan", 5, 1, 0), "line 3 has itemID 'nan', not a number"),
+])
+def test_short_row_or_missing_value_is_an_unreadable_row_naming_its_line(tmp_path, bad_row, message):
+    folder = write_inter(tmp_path / "ur", [(0, 0, 5, 1, 0), bad_row])
+    with pytest.raises(DataFormatError) as err:
+        load_mmrec(folder)
+    assert_one_line(err, "ur.inter", "unreadable row", message)
+
+
+def test_ids_must_be_integers_but_may_be_spelled_as_floats(tmp_path):
+    folder = write_inter(tmp_path / "fl", [(0, 0, 5, 1, 0), (1.5, 1, 5, 1, 0)])
+    with pytest.raises(DataFormatError) as err:
+        load_mmrec(folder)
+    assert_one_line(err, "fl.inter", "must be integers")
+    folder = write_inter(tmp_path / "ok", [("0.0", " 1", 5, 1, "0"), ("1", "0", 5, 1, "0"), ("1", "1", 5, 1, "2e0")])
+    write_feats(folder, 2)
+    d = load_mmrec(folder)
+    assert (d.splits["train"].nnz, d.splits["test"].nnz) == (2, 1)
+
+
 def test_feature_rows_differ_from_item_count(tmp_path):
     folder = write_inter(tmp_path / "fr", [(0, 0, 5, 1, 0), (0, 1, 5, 1, 0)])
     write_feats(folder, 3)

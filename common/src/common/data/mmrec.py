@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -29,16 +30,16 @@ def k_core_mask(users: np.ndarray, items: np.ndarray, k: int = 5) -> np.ndarray:
 
     Repeatedly drops every row whose user or item has fewer than ``k`` rows left, until none has.
     """
-    keep = np.ones(users.size, dtype=bool)
-    _, u = np.unique(users, return_inverse=True)
-    _, i = np.unique(items, return_inverse=True)
+    rows = np.arange(users.size)
+    u, i = pd.factorize(users)[0], pd.factorize(items)[0]
     while True:
-        u_count = np.bincount(u[keep], minlength=u.max() + 1)
-        i_count = np.bincount(i[keep], minlength=i.max() + 1)
-        bad = keep & ((u_count[u] < k) | (i_count[i] < k))
+        bad = (np.bincount(u)[u] < k) | (np.bincount(i)[i] < k)
         if not bad.any():
-            return keep
-        keep &= ~bad
+            break
+        rows, u, i = rows[~bad], u[~bad], i[~bad]
+    keep = np.zeros(users.size, dtype=bool)
+    keep[rows] = True
+    return keep
 
 
 def random_split_labels(users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -68,14 +69,10 @@ def read_inter(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise DataFormatError(path, f"header lacks column(s) {', '.join(missing)} (found: {', '.join(header)})")
-    cols = [header.index(c) for c in REQUIRED_COLUMNS]
-    try:
-        table = np.loadtxt(path, delimiter="\t", skiprows=1, usecols=cols, dtype=np.float64, ndmin=2)
-    except ValueError as err:
-        raise DataFormatError(path, f"unreadable row: {str(err).splitlines()[0]}") from None
+    table = _read_columns(path, [header.index(c) for c in REQUIRED_COLUMNS])
     if table.shape[0] == 0:
         raise DataFormatError(path, "no interactions")
-    if not np.all(table == np.round(table)):
+    if not (np.isfinite(table).all() and np.all(table == np.round(table))):
         raise DataFormatError(path, "userID, itemID and x_label must be integers")
     users, items, labels = (table[:, i].astype(np.int64) for i in range(3))
     if users.min() < 0 or items.min() < 0:
@@ -85,6 +82,44 @@ def read_inter(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         row = int(np.flatnonzero(np.isin(labels, bad))[0]) + 2
         raise DataFormatError(path, f"unknown split label x_label={bad[0]} on line {row} (expected 0, 1 or 2)")
     return users, items, labels
+
+
+def _read_columns(path: Path, cols: list[int]) -> np.ndarray:
+    """The float64 [rows, len(cols)] values of the given columns below the header (pandas, blank lines skipped)."""
+    try:
+        frame = pd.read_csv(path, sep="\t", header=None, skiprows=1, usecols=cols, na_filter=False,
+                            dtype=dict.fromkeys(cols, np.float64))
+    except pd.errors.EmptyDataError:  # nothing below the header
+        return np.empty((0, len(cols)))
+    except ValueError as err:
+        raise DataFormatError(path, f"unreadable row: {_first_unreadable(path, cols) or _first_line(err)}") from None
+    return frame[cols].to_numpy()
+
+
+def _first_unreadable(path: Path, cols: list[int]) -> str | None:
+    """Where and why the first data line fails: a missing column or a value that is not a finite number."""
+    with path.open(errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            fields = line.rstrip("\r\n").split("\t")
+            if n == 1 or fields == [""]:
+                continue
+            for name, c in zip(REQUIRED_COLUMNS, cols):
+                if c >= len(fields):
+                    return f"line {n} has {len(fields)} columns, {name} is column {c + 1}"
+                if not _is_finite_number(fields[c]):
+                    return f"line {n} has {name} {fields[c]!r}, not a number"
+    return None
+
+
+def _is_finite_number(text: str) -> bool:
+    try:
+        return np.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def read_features(path: str | Path, n_items: int) -> np.ndarray:
