@@ -10,7 +10,7 @@ from common.configs import auto_device, check_valid_metric
 from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
 
-BASE_MODELS = ("vbpr", "lattice", "freedom", "mgcn")
+BASE_MODELS = ("vbpr", "lattice", "freedom", "mgcn", "lattice_befa", "lgmrec", "bm3")
 
 
 @dataclass
@@ -24,7 +24,7 @@ class BeFAConfig:
     synthetic: bool = False
     # which model, and the adapter (official src/configs/model/LATTICE_BeFA.yaml grid)
     model: str = "mgcn"
-    models: list[str] = field(default_factory=lambda: list(BASE_MODELS))  # what ``befa compare`` runs
+    models: list[str] = field(default_factory=lambda: ["vbpr", "lattice", "freedom", "mgcn"])  # ``befa compare``
     adapter: bool = True
     # hyper-parameter grid searched on VALID for every (model, adapter) run, e.g. {learning_rate: [1e-4, 1e-3]}
     grid: dict = field(default_factory=dict)
@@ -43,6 +43,19 @@ class BeFAConfig:
     edge_dropout: float = 0.8
     # MGCN (mvgcn)
     cl_loss: float = 0.01
+    # LGMRec (MMRec LGMRec.yaml; n_ui_layers 2 and embedding_size = feat_embed_dim 64 are the shared fields above;
+    # MMRec's reg_weight is 1e-6, here the shared reg_weight). Per dataset (n_hyper_layer, hyper_num, keep_rate,
+    # alpha): baby (1, 4, 0.5, 0.3) = these defaults, sports (1, 4, 0.4, 0.6), clothing (2, 64, 0.2, 0.2).
+    n_mm_layers: int = 2
+    n_hyper_layer: int = 1
+    hyper_num: int = 4
+    keep_rate: float = 0.5
+    lgmrec_alpha: float = 0.3
+    lgmrec_cl_weight: float = 1e-4
+    # BM3 (MMRec BM3.yaml; its n_layers {1, 2} is the shared n_ui_layers, its reg_weight {0.1, 0.01} the shared
+    # reg_weight; dropout grid {0.3, 0.5}, the first value here)
+    bm3_dropout: float = 0.3
+    bm3_cl_weight: float = 2.0
     # training (MMRec overall.yaml; MGCN/BeFA repos: stopping_step 10, eval batch 2048)
     seed: int = 999
     epochs: int = 1000

@@ -11,9 +11,13 @@ Every model is an ``nn.Module`` built as ``Model(config: BeFAConfig, data: MMRec
   ``config.adapter`` is off, which leaves the exact base model).
 """
 
+from befa.models.bm3 import BM3
 from befa.models.freedom import FREEDOM
 from befa.models.lattice import LATTICE
+from befa.models.lattice_befa import LatticeBeFA
+from befa.models.lgmrec import LGMRec
 from befa.models.mgcn import MGCNBase
 from befa.models.vbpr import VBPR
 
-MODELS = {"vbpr": VBPR, "lattice": LATTICE, "freedom": FREEDOM, "mgcn": MGCNBase}
+MODELS = {"vbpr": VBPR, "lattice": LATTICE, "freedom": FREEDOM, "mgcn": MGCNBase, "lattice_befa": LatticeBeFA,
+          "lgmrec": LGMRec, "bm3": BM3}
