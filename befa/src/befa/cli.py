@@ -1,4 +1,4 @@
-"""``befa train | eval | compare | extract-features | attribute | bench``: the command line of the BeFA reproduction."""
+"""``befa train | eval | compare | extract-features | prepare | attribute | bench``: the BeFA command line."""
 
 from __future__ import annotations
 
@@ -64,6 +64,19 @@ def _extract(args) -> None:
     print(f"wrote {image} and {text}")
 
 
+def _prepare(args) -> None:
+    from befa.prepare import prepare
+
+    done = prepare(args.inter, args.items, args.images, args.out, clip_weights=args.clip_weights, seed=args.seed,
+                   k_core=args.k_core, user_column=args.user_column, item_column=args.item_column,
+                   text_columns=args.text_column, batch_size=args.batch_size, device=args.device)
+    print(f"{done.out}: {done.n_users} users, {done.n_items} items, {done.n_interactions} interactions; "
+          f"split: {done.split}")
+    if not done.features:
+        print(f"next, the 512-d CLIP features: befa extract-features --items {done.out} "
+              f"--clip-weights ViT-B-32.pt --out {done.out}")
+
+
 def _attribute(args) -> None:
     from befa.attribute import attribute
 
@@ -115,6 +128,30 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
     add_device_argument(e)
     e.set_defaults(func=_extract)
+
+    r = sub.add_parser(
+        "prepare", help="the paper's TMALL / MicroLens / H&M files (inter.csv, item.csv, images) -> MMRec folder",
+        description="Reads the BeFA authors' layout: a comma-separated interaction file (userID/user_id, "
+                    "itemID/item_id, optional x_label, timestamp, rating), an item file (item id and text: prod_info, "
+                    "text, title or description) and a folder of <itemID>.jpg images. Writes <out>/<name>.inter "
+                    "(ids re-indexed 0-based), items.tsv and the id mappings, and with --clip-weights the CLIP "
+                    "image_feat.npy/text_feat.npy. Split: the file's x_label when it has one, otherwise MMRec's rule "
+                    "(per user at random: n < 10 -> n-2/1/1 train/valid/test, else floor(0.2n) held out, half of it "
+                    "valid; --seed).")
+    r.add_argument("--inter", required=True, help="interaction file, e.g. inter.csv (MicroLens: inter_small.csv)")
+    r.add_argument("--items", required=True, help="item file with the texts: item.csv (MicroLens: product_info.csv)")
+    r.add_argument("--images", required=True, help="folder of <itemID>.jpg item images")
+    r.add_argument("--out", required=True, help="dataset folder to create, data/<name> (holds <name>.inter)")
+    r.add_argument("--clip-weights", help="local ViT-B-32.pt: also write the CLIP features (else prints the command)")
+    r.add_argument("--seed", type=int, default=999, help="seed of MMRec's random split (files without x_label)")
+    r.add_argument("--k-core", type=int, default=0, help="MMRec's k-core filter before that split (default 0: off)")
+    r.add_argument("--user-column", help="user id column (default: userID, user_id or user)")
+    r.add_argument("--item-column", help="item id column of both files (default: itemID, item_id or item)")
+    r.add_argument("--text-column", nargs="+", help="item text column(s), joined (default: prod_info, text, title "
+                                                    "or description)")
+    r.add_argument("--batch-size", type=int, default=64, help="CLIP batch size")
+    add_device_argument(r)
+    r.set_defaults(func=_prepare)
 
     a = sub.add_parser("attribute", help="before/after-adapter attribution heatmap of one item")
     a.add_argument("--checkpoint", required=True, help="best.pt of a base + BeFA run (LATTICE, FREEDOM or MGCN)")
