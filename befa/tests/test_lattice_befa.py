@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from official_equivalence import official_name
 
 from befa.config import load_config
 from befa.experiment import train_one
 from befa.train import build_model, load_data
 from common.metrics.ranking import popularity_baseline
 from common.synthetic import mmrec as synthetic_mmrec
-from official_equivalence import official_name
 
 D = 64
 
