@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from befa.adapter import BeFA, adapter_parameters
@@ -104,6 +105,28 @@ def test_grid_selects_on_valid_and_skips_adapter_keys_without_adapter(tiny, tmp_
     assert befa["selected"] == best["point"]
 
 
+def test_two_grid_shards_and_the_merge_select_what_one_unsharded_grid_selects(tiny, tmp_path, capsys):
+    grid = {"learning_rate": [1e-3, 5e-3], "layer_times": [1, 2]}
+    base = dict(data=str(tiny), dataset="tiny", cache_dir=str(tmp_path / "c"), models=["mgcn"], train_batch_size=256,
+                epochs=2, grid=grid, synthetic=True)
+    compare(load_config(None, **base, runs_dir=str(tmp_path / "one"), run_name="g"))
+    whole = json.loads((tmp_path / "one" / "tiny" / "g" / "mgcn+befa" / "grid.json").read_text())
+    config_file = tmp_path / "grid.yaml"
+    config_file.write_text(yaml.safe_dump(base, sort_keys=False))
+    cli = ["grid", "--config", str(config_file), "--runs-dir", str(tmp_path / "shards"), "--run-name", "g",
+           "--model", "mgcn", "--adapter", "on"]
+    assert main([*cli, "--shard", "1/2"]) == 0
+    assert main([*cli, "--merge"]) == 2  # shard 0 has not run yet
+    one_line(capsys, "has not finished")
+    assert main([*cli, "--shard", "0/2"]) == 0
+    assert main([*cli, "--shard", "0/2", "--resume"]) == 0  # a finished shard's results are read back
+    capsys.readouterr()
+    assert main([*cli, "--merge"]) == 0
+    assert "selected on valid" in capsys.readouterr().out
+    merged = json.loads((tmp_path / "shards" / "tiny" / "g" / "mgcn+befa" / "grid.json").read_text())
+    assert merged["selected"] == whole["selected"] and merged["runs"] == whole["runs"]
+
+
 def one_line(capsys, *fragments):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -112,7 +135,8 @@ def one_line(capsys, *fragments):
 
 
 def test_every_command_has_help(capsys):
-    for cmd in ([], ["train"], ["eval"], ["compare"], ["extract-features"], ["attribute"], ["bench"]):
+    for cmd in ([], ["train"], ["eval"], ["compare"], ["grid"], ["prepare"], ["extract-features"], ["attribute"],
+                ["bench"]):
         with pytest.raises(SystemExit) as exit_:
             main([*cmd, "--help"])
         assert exit_.value.code == 0

@@ -56,6 +56,35 @@ def _compare(args) -> None:
     print(f"run directory: {result['run_dir']} (comparison.csv, comparison.png)")
 
 
+def _grid(args) -> None:
+    from befa.experiment import merge_grid, train_grid
+    from common.errors import DataFormatError
+    from common.run_folder import run_directory
+
+    config = _config(args)
+    if not config.run_name:
+        raise DataFormatError(args.config, "befa grid needs --run-name (every shard and the merge share the run)")
+    root = run_directory(config, args.resume) / f"{config.model}{'+befa' if config.adapter else ''}"
+    if args.merge:
+        best = merge_grid(config, root)
+        print(f"selected on valid: {json.dumps(best['point'])}; test {json.dumps(best['test'])}")
+        print(f"grid results: {root / 'grid.json'}")
+        return
+    index, count = args.shard
+    train_grid(config, root, args.resume, shard=(index, count))
+    print(f"shard {index}/{count} done under {root}; select with: befa grid ... --merge")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not i/N") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard {text!r} needs 0 <= i < N")
+    return index, count
+
+
 def _extract(args) -> None:
     from befa.features import extract_features
 
@@ -120,6 +149,14 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="every model of the config's 'models' without and with BeFA; table")
     add_run_arguments(c, "configs/tmall.yaml")
     c.set_defaults(func=_compare)
+
+    g = sub.add_parser("grid", help="one shard of the config's grid for one model (--shard i/N), or --merge")
+    add_run_arguments(g, "configs/tmall.yaml")
+    g.add_argument("--model", choices=BASE_MODELS, help="base model (overrides the config)")
+    g.add_argument("--adapter", choices=("on", "off"), help="BeFA on or off (overrides the config)")
+    g.add_argument("--shard", type=_shard, default=(0, 1), help="i/N: train grid points i, i+N, i+2N, ... (0-based)")
+    g.add_argument("--merge", action="store_true", help="select on valid over every shard's results")
+    g.set_defaults(func=_grid)
 
     e = sub.add_parser("extract-features", help="CLIP ViT-B/32 image_feat.npy / text_feat.npy from items.tsv")
     e.add_argument("--items", required=True, help="folder with items.tsv (itemID, image, text) and the images")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from befa.config import BeFAConfig
 from befa.train import load_data, trainer
+from common.errors import DataFormatError
 from common.fit import plot_curves
 from common.labels import data_banner
 from common.metrics.ranking import popularity_baseline
@@ -30,22 +31,59 @@ def train_one(config: BeFAConfig, run_dir: Path, resume: bool = False, data=None
     return result
 
 
-def train_grid(config: BeFAConfig, root: Path, resume: bool = False, data=None) -> dict:
-    """Every point of ``config.grid`` in its own run folder; the best by VALID metric (rounded as MMRec)."""
-    if not config.adapter:  # the adapter's own hyper-parameters mean nothing without it
-        config = dataclasses.replace(config, grid={k: v for k, v in config.grid.items()
-                                                   if k not in ("layer_times", "dropout_rate")})
-    points = config.grid_points()
-    results = []
-    for point in points:
-        run = dataclasses.replace(config, **point, grid={})
-        name = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
-        result = train_one(run, root / name if name else root, resume, data)
-        results.append({**result, "point": point})
+def point_name(point: dict) -> str:
+    """A grid point's run folder name, e.g. ``learning_rate=0.001,layer_times=2``."""
+    return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+
+
+def grid_config(config: BeFAConfig) -> BeFAConfig:
+    """``config`` without the adapter's own hyper-parameters in its grid when the adapter is off."""
+    if config.adapter:
+        return config
+    return dataclasses.replace(config, grid={k: v for k, v in config.grid.items()
+                                             if k not in ("layer_times", "dropout_rate")})
+
+
+def select(config: BeFAConfig, root: Path, results: list[dict]) -> dict:
+    """The best result by VALID metric (rounded as MMRec); ``grid.json`` when there was a grid."""
     best = max(results, key=lambda r: round(r["valid"][config.valid_metric], 4))
-    if len(points) > 1:
+    if len(results) > 1:
         (root / "grid.json").write_text(json.dumps({"selected": best["point"], "runs": results}, indent=1))
     return best
+
+
+def train_grid(config: BeFAConfig, root: Path, resume: bool = False, data=None,
+               shard: tuple[int, int] = (0, 1)) -> dict | None:
+    """Every point of ``config.grid`` in its own run folder; the best by valid metric.
+
+    ``shard=(i, n)`` trains only points i, i + n, i + 2n, ... (one process per GPU, a SLURM array or several
+    machines over a shared folder) and returns None; ``merge_grid`` then selects over every shard's results. With
+    ``resume`` a point that finished (``result.json``) is read back, an interrupted one continues from ``last.pt``.
+    """
+    config = grid_config(config)
+    index, count = shard
+    results = []
+    for point in config.grid_points()[index::count]:
+        run_dir = root / point_name(point) if point else root
+        if resume and (run_dir / "result.json").is_file():
+            result = json.loads((run_dir / "result.json").read_text())
+        else:
+            run = dataclasses.replace(config, **point, grid={})
+            result = train_one(run, run_dir, resume and (run_dir / "checkpoints" / "last.pt").is_file(), data)
+        results.append({**result, "point": point})
+    return select(config, root, results) if count == 1 else None
+
+
+def merge_grid(config: BeFAConfig, root: Path) -> dict:
+    """Select over the results every shard of ``train_grid`` wrote; one line naming a point that is missing."""
+    config = grid_config(config)
+    results = []
+    for point in config.grid_points():
+        path = (root / point_name(point) if point else root) / "result.json"
+        if not path.is_file():
+            raise DataFormatError(path, "missing: this grid point has not finished (run its shard, --resume)")
+        results.append({**json.loads(path.read_text()), "point": point})
+    return select(config, root, results)
 
 
 def compare(config: BeFAConfig, resume: bool = False) -> dict:
