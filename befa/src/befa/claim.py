@@ -13,7 +13,6 @@ Outputs next to the runs (``runs/befa/<dataset>/<name>/<model>[+befa]/seed<k>/``
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import inspect
@@ -22,6 +21,8 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pandas as pd
 
 from befa.config import BeFAConfig
 from befa.experiment import COLUMNS, train_grid
@@ -125,10 +126,7 @@ def summarise(runs: list[dict], models: list[str]) -> list[dict]:
 
 def write_claim(root: Path, runs: list[dict], rows: list[dict], popularity: dict, config: ClaimConfig) -> None:
     for name, table in (("claim_seeds.csv", runs), ("claim.csv", rows)):
-        with (root / name).open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
+        pd.DataFrame(table).to_csv(root / name, index=False)
     planted = ", ".join(f"{k}={v}" for k, v in {"seed": config.data_seed, **config.drift_data}.items())
     lines = [f"BeFA on {config.dataset}: features with planted information drift and omission "
              f"(test, at the best valid epoch) — {data_banner(config.synthetic)}",

@@ -3,10 +3,11 @@ epoch, written as ``comparison.csv``, ``comparison.png`` and ``comparison.md`` n
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
+
+import pandas as pd
 
 from befa.config import BeFAConfig
 from befa.train import load_data, trainer
@@ -106,10 +107,7 @@ def write_comparison(root: Path, results: list[dict], popularity: dict, syntheti
     rows = [{"model": r["model"], "variant": "BeFA" if r["adapter"] else "base", "best_epoch": r["best_epoch"],
              **{c: r["test"][c] for c in COLUMNS}} for r in results]
     rows.append({"model": "popularity", "variant": "-", "best_epoch": "-", **{c: popularity[c] for c in COLUMNS}})
-    with (root / "comparison.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows).to_csv(root / "comparison.csv", index=False)
     lines = [f"Base vs base + BeFA on {dataset} (test, at the best valid epoch) — {data_banner(synthetic)}", "",
              "| model | variant | best epoch | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 3)]
     lines += [f"| {r['model']} | {r['variant']} | {r['best_epoch']} | " + " | ".join(f"{r[c]:.4f}" for c in COLUMNS)
