@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from model_checks import base_state, batch, fill_known, n_parameters, numpy_params
 
 from befa.adapter import adapter_parameters
 from befa.config import BeFAConfig, load_config
@@ -29,32 +30,6 @@ def tiny(tmp_path_factory):
 def make(cls, data, seed=0, **overrides):
     torch.manual_seed(seed)
     return cls(BeFAConfig(cache_dir="", device="cpu", **overrides), data)
-
-
-def batch(data, n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(data.train_users.size, n, replace=False)
-    return (torch.from_numpy(data.train_users[rows]), torch.from_numpy(data.train_items[rows]),
-            torch.from_numpy(rng.integers(0, data.n_items, n)))
-
-
-def fill_known(model):
-    """Every parameter := 0.1 sin(0.37 j + offset), a fixed, non-degenerate pattern."""
-    with torch.no_grad():
-        for offset, p in enumerate(model.parameters()):
-            p.copy_(0.1 * torch.sin(0.37 * torch.arange(p.numel(), dtype=torch.float64) + offset).view_as(p))
-
-
-def numpy_params(model):
-    return {k: v.detach().double().numpy() for k, v in model.named_parameters()}
-
-
-def base_state(model):
-    return {k: v for k, v in model.state_dict().items() if not k.startswith("adapters.")}
-
-
-def n_parameters(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 def normalize(x):

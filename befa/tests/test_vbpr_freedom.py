@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from model_checks import base_state, batch, fill_known, n_parameters, numpy_params
 
 from befa.adapter import adapter_parameters
 from befa.config import BeFAConfig
@@ -34,38 +35,12 @@ def make(cls, data, tmp_path, seed=0, **overrides):
     return cls(BeFAConfig(cache_dir=str(tmp_path / "cache"), **overrides), data)
 
 
-def batch(data, n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(data.train_users.size, n, replace=False)
-    return (torch.from_numpy(data.train_users[rows]), torch.from_numpy(data.train_items[rows]),
-            torch.from_numpy(rng.integers(0, data.n_items, n)))
-
-
-def fill_known(model):
-    """Every parameter := 0.1 sin(0.37 j + offset), a fixed, non-degenerate pattern."""
-    with torch.no_grad():
-        for offset, p in enumerate(model.parameters()):
-            p.copy_(0.1 * torch.sin(0.37 * torch.arange(p.numel(), dtype=torch.float64) + offset).view_as(p))
-
-
-def numpy_params(model):
-    return {k: v.detach().double().numpy() for k, v in model.named_parameters()}
-
-
 def log_sigmoid(x):
     return -np.logaddexp(0.0, -x)
 
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def base_parameters(model):
-    return {k: v for k, v in model.state_dict().items() if not k.startswith("adapters.")}
-
-
-def n_parameters(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 # ----------------------------------------------------------------------------------- MMRec's formulas
@@ -243,7 +218,7 @@ def test_adapter_off_is_the_exact_base(name, tiny, tmp_path):
     off = make(cls, tiny, tmp_path, seed=7, adapter=False, reg_weight=0.1)
     on = make(cls, tiny, tmp_path, seed=7, adapter=True, layer_times=2, reg_weight=0.1)
     assert all(isinstance(a, nn.Identity) for a in off.adapters.values())
-    base_off, base_on = base_parameters(off), base_parameters(on)
+    base_off, base_on = base_state(off), base_state(on)
     assert base_off.keys() == base_on.keys()
     assert all(torch.equal(base_off[k], base_on[k]) for k in base_off)
     assert n_parameters(on) - n_parameters(off) == len(modalities) * adapter_parameters(64, 2)
