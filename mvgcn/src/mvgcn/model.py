@@ -13,6 +13,15 @@ from mvgcn.losses import bpr_loss, embedding_regulariser, info_nce
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
+def lightgcn_mean(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """LightGCN: the mean of layers 0..n_layers of ego <- adj @ ego."""
+    layers = [ego]
+    for _ in range(n_layers):
+        ego = torch.sparse.mm(adj, ego)
+        layers.append(ego)
+    return torch.stack(layers, dim=1).mean(dim=1)
+
+
 class BehaviorGuidedPurifier(nn.Module):
     """Eqs. (1)-(2): E_dot = W1 E_m + b1; E_ddot = E_id * sigmoid(W2 E_dot + b2)."""
 
@@ -86,11 +95,7 @@ class MGCN(nn.Module):
     def id_view(self) -> torch.Tensor:
         """Eqs. (3)-(5): mean over layers 0..L of LightGCN propagation of [E_user; E_item]."""
         ego = torch.cat([self.user_embedding.weight, self.item_id_embedding.weight])
-        layers = [ego]
-        for _ in range(self.config.n_ui_layers):
-            ego = torch.sparse.mm(self.norm_adj, ego)
-            layers.append(ego)
-        return torch.stack(layers, dim=1).mean(dim=1)
+        return lightgcn_mean(self.norm_adj, ego, self.config.n_ui_layers)
 
     def modality_view(self, m: str) -> torch.Tensor:
         """Eqs. (1)-(2), (9)-(10): purified item features on the kNN graph, users from the U-I block."""

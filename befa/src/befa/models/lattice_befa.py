@@ -33,6 +33,7 @@ from befa.config import BeFAConfig
 from common.data.mmrec import MMRecData
 from mvgcn.graphs import cached_knn_graph, knn_cosine_graph, user_item_graph
 from mvgcn.losses import bpr_loss, embedding_regulariser
+from mvgcn.model import lightgcn_mean
 
 MODALITIES = {"image": "image_feat", "text": "text_feat"}
 
@@ -81,11 +82,7 @@ class LatticeBeFA(nn.Module):
     def id_view(self) -> torch.Tensor:
         """LightGCN: the mean of layers 0..L of [E_user; E_id] under the normalised bipartite adjacency."""
         ego = torch.cat([self.user_embedding.weight, self.item_id_embedding.weight])
-        layers = [ego]
-        for _ in range(self.config.n_ui_layers):
-            ego = torch.sparse.mm(self.norm_adj, ego)
-            layers.append(ego)
-        return torch.stack(layers, dim=1).mean(dim=1)
+        return lightgcn_mean(self.norm_adj, ego, self.config.n_ui_layers)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(users, items): user-item view + (image view + text view) / 2."""
