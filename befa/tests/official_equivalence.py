@@ -139,11 +139,13 @@ def official(work: Path, source: Path) -> None:
 def compare(work: Path) -> None:
     from befa.config import BeFAConfig
     from befa.train import load_data
+    from common.labels import data_banner
     from common.metrics.ranking import evaluate_full_ranking
 
     config = BeFAConfig(**json.loads((work / "config.json").read_text()))
     data = load_data(config)
     ours_lines = [json.loads(line) for line in (work / "ours" / "metrics.jsonl").read_text().splitlines()]
+    print(f"lattice_befa vs the official LATTICE_BeFA — {data_banner(True)}")
     print("epoch | loss ours / official | valid R@20 ours / official | test R@20 ours / official")
     for line, theirs in zip(ours_lines, torch.load(work / "official.pt"), strict=True):
         def score(u, users=theirs["users"], items=theirs["items"]):

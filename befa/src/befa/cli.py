@@ -59,6 +59,7 @@ def _compare(args) -> None:
 def _grid(args) -> None:
     from befa.experiment import merge_grid, train_grid
     from common.errors import DataFormatError
+    from common.labels import data_banner
     from common.run_folder import run_directory
 
     config = _config(args)
@@ -67,6 +68,8 @@ def _grid(args) -> None:
     root = run_directory(config, args.resume) / f"{config.model}{'+befa' if config.adapter else ''}"
     if args.merge:
         best = merge_grid(config, root)
+        name = f"{config.model}{' + BeFA' if config.adapter else ''}"
+        print(f"{name} on {config.dataset} — {data_banner(config.synthetic)}")
         print(f"selected on valid: {json.dumps(best['point'])}; test {json.dumps(best['test'])}")
         print(f"grid results: {root / 'grid.json'}")
         return
