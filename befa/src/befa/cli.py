@@ -8,6 +8,7 @@ import sys
 
 from common.cli import (
     add_device_argument,
+    add_grid_arguments,
     add_reproduce_command,
     add_run_arguments,
     cli_logging,
@@ -76,16 +77,6 @@ def _grid(args) -> None:
     index, count = args.shard
     train_grid(config, root, args.resume, shard=(index, count))
     print(f"shard {index}/{count} done under {root}; select with: befa grid ... --merge")
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        index, count = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not i/N") from None
-    if not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"shard {text!r} needs 0 <= i < N")
-    return index, count
 
 
 def _extract(args) -> None:
@@ -157,8 +148,7 @@ def parser() -> argparse.ArgumentParser:
     add_run_arguments(g, "configs/tmall.yaml")
     g.add_argument("--model", choices=BASE_MODELS, help="base model (overrides the config)")
     g.add_argument("--adapter", choices=("on", "off"), help="BeFA on or off (overrides the config)")
-    g.add_argument("--shard", type=_shard, default=(0, 1), help="i/N: train grid points i, i+N, i+2N, ... (0-based)")
-    g.add_argument("--merge", action="store_true", help="select on valid over every shard's results")
+    add_grid_arguments(g)
     g.set_defaults(func=_grid)
 
     e = sub.add_parser("extract-features", help="CLIP ViT-B/32 image_feat.npy / text_feat.npy from items.tsv")

@@ -9,6 +9,7 @@ from pathlib import Path
 from common.configs import auto_device, check_valid_metric
 from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
+from common.grid import check_grid
 
 BASE_MODELS = ("vbpr", "lattice", "freedom", "mgcn", "lattice_befa", "lgmrec", "bm3")
 
@@ -75,18 +76,9 @@ class BeFAConfig:
         if self.layer_times < 1 or not 0 <= self.dropout_rate < 1:
             raise DataFormatError(source, "layer_times must be >= 1 and dropout_rate in [0, 1)")
         check_valid_metric(self.valid_metric, self.topk, source)
-        fields = {f.name for f in dataclasses.fields(self)} - {"grid", "models", "model", "adapter"}
-        for key, values in self.grid.items():
-            if key not in fields or not isinstance(values, list) or not values:
-                raise DataFormatError(source, f"grid key {key!r} must be a hyper-parameter with a list of values")
+        check_grid(self.grid, {f.name for f in dataclasses.fields(self)} - {"grid", "models", "model", "adapter"},
+                   source)
         return self
-
-    def grid_points(self) -> list[dict]:
-        """The cartesian product of ``grid`` (one empty point when there is no grid)."""
-        points = [{}]
-        for key, values in self.grid.items():
-            points = [{**p, key: v} for p in points for v in values]
-        return points
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -4,15 +4,15 @@ epoch, written as ``comparison.csv``, ``comparison.png`` and ``comparison.md`` n
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from befa.config import BeFAConfig
 from befa.train import load_data, trainer
-from common.errors import DataFormatError
 from common.fit import plot_curves
+from common.grid import merge_grid as common_merge_grid
+from common.grid import run_grid, write_result
 from common.labels import data_banner
 from common.metrics.ranking import popularity_baseline
 from common.run_folder import check_run_directory, run_directory
@@ -28,13 +28,8 @@ def train_one(config: BeFAConfig, run_dir: Path, resume: bool = False, data=None
     plot_curves(run_dir, config.valid_metric, f"{name} — {data_banner(config.synthetic)}")
     result = {"model": config.model, "adapter": config.adapter, "best_epoch": progress.best_epoch,
               "valid": progress.best_valid, "test": progress.best_test}
-    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    write_result(run_dir, result)
     return result
-
-
-def point_name(point: dict) -> str:
-    """A grid point's run folder name, e.g. ``learning_rate=0.001,layer_times=2``."""
-    return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
 
 
 def grid_config(config: BeFAConfig) -> BeFAConfig:
@@ -45,46 +40,22 @@ def grid_config(config: BeFAConfig) -> BeFAConfig:
                                              if k not in ("layer_times", "dropout_rate")})
 
 
-def select(config: BeFAConfig, root: Path, results: list[dict]) -> dict:
-    """The best result by VALID metric (rounded as MMRec); ``grid.json`` when there was a grid."""
-    best = max(results, key=lambda r: round(r["valid"][config.valid_metric], 4))
-    if len(results) > 1:
-        (root / "grid.json").write_text(json.dumps({"selected": best["point"], "runs": results}, indent=1))
-    return best
-
-
 def train_grid(config: BeFAConfig, root: Path, resume: bool = False, data=None,
                shard: tuple[int, int] = (0, 1)) -> dict | None:
-    """Every point of ``config.grid`` in its own run folder; the best by valid metric.
-
-    ``shard=(i, n)`` trains only points i, i + n, i + 2n, ... (one process per GPU, a SLURM array or several
-    machines over a shared folder) and returns None; ``merge_grid`` then selects over every shard's results. With
-    ``resume`` a point that finished (``result.json``) is read back, an interrupted one continues from ``last.pt``.
-    """
+    """Every point of ``config.grid`` in its own run folder (``common.grid.run_grid``); the best by valid metric,
+    or None for one shard of several."""
     config = grid_config(config)
-    index, count = shard
-    results = []
-    for point in config.grid_points()[index::count]:
-        run_dir = root / point_name(point) if point else root
-        if resume and (run_dir / "result.json").is_file():
-            result = json.loads((run_dir / "result.json").read_text())
-        else:
-            run = dataclasses.replace(config, **point, grid={})
-            result = train_one(run, run_dir, resume and (run_dir / "checkpoints" / "last.pt").is_file(), data)
-        results.append({**result, "point": point})
-    return select(config, root, results) if count == 1 else None
+
+    def train_point(point: dict, run_dir: Path, resume_point: bool) -> dict:
+        return train_one(dataclasses.replace(config, **point, grid={}), run_dir, resume_point, data)
+
+    return run_grid(config.grid, root, train_point, config.valid_metric, resume, shard)
 
 
 def merge_grid(config: BeFAConfig, root: Path) -> dict:
     """Select over the results every shard of ``train_grid`` wrote; one line naming a point that is missing."""
     config = grid_config(config)
-    results = []
-    for point in config.grid_points():
-        path = (root / point_name(point) if point else root) / "result.json"
-        if not path.is_file():
-            raise DataFormatError(path, "missing: this grid point has not finished (run its shard, --resume)")
-        results.append({**json.loads(path.read_text()), "point": point})
-    return select(config, root, results)
+    return common_merge_grid(config.grid, root, config.valid_metric)
 
 
 def compare(config: BeFAConfig, resume: bool = False) -> dict:

@@ -84,6 +84,23 @@ def add_run_arguments(parser: Any, example: str) -> None:
     parser.add_argument("--runs-dir", help="root folder of run directories")
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not i/N") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard {text!r} needs 0 <= i < N")
+    return index, count
+
+
+def add_grid_arguments(parser: Any) -> None:
+    """``--shard i/N`` and ``--merge`` of a ``<paper> grid`` command (``common.grid``)."""
+    parser.add_argument("--shard", type=_shard, default=(0, 1),
+                        help="i/N: train grid points i, i+N, i+2N, ... (0-based)")
+    parser.add_argument("--merge", action="store_true", help="select on valid over every shard's results")
+
+
 def add_bench_arguments(b: Any, n_batches: int, train_steps: int) -> None:
     """The ``bench`` flags of the GAN projects' CLIs (GALIP, DE-Net)."""
     add_device_argument(b)
