@@ -12,7 +12,7 @@ from ld4mrec.cli import main
 
 
 def test_every_command_has_help(capsys):
-    for cmd in ([], ["train"], ["eval"], ["bench"]):
+    for cmd in ([], ["train"], ["eval"], ["bench"], ["reproduce"], ["grid"], ["ablate"]):
         with pytest.raises(SystemExit) as exit_:
             main([*cmd, "--help"])
         assert exit_.value.code == 0
@@ -82,12 +82,22 @@ def test_bench_runs_small_and_labels_data_synthetic(capsys):
     assert out.startswith("SYNTHETIC") and "reverse_steps 3" in out and "peak resident memory" in out
 
 
-def test_reproduce_embedded_default_prints_a_synthetic_report(tmp_path, monkeypatch, capsys):
+def test_reproduce_embedded_default_prints_results_k_step_and_ablation_tables(tmp_path, monkeypatch, capsys):
+    """``make reproduce-ld4mrec`` end to end, with configs/smoke.yaml cut to 2 epochs per run."""
+    import ld4mrec.reproduce
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    smoke = (ld4mrec.reproduce.CONFIGS / "smoke.yaml").read_text()
+    (configs / "smoke.yaml").write_text(smoke.replace("epochs: 100", "epochs: 2"))
+    monkeypatch.setattr(ld4mrec.reproduce, "CONFIGS", configs)
     monkeypatch.chdir(tmp_path)  # .cache/ and runs/ go here
     assert main(["reproduce"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("ld4mrec reproduce: SYNTHETIC embedded default")
     assert "popularity" in out and (tmp_path / ".cache" / "ld4mrec" / "synthetic" / "smoke" / "smoke.inter").is_file()
+    assert "| one step (forward-free) |" in out and "| 5 reverse steps (= T) |" in out
+    assert "mean ± sd over seeds 999, 1000, 1001" in out and "| one-step training (no diffusion) |" in out
 
 
 def test_cli_has_the_shared_verbs_and_flags():

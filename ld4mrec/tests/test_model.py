@@ -60,13 +60,69 @@ def test_svd_factors_give_the_best_rank_k_reconstruction(tiny_data):
     assert np.allclose(np.abs(factors), np.abs(u[:, :8] * s[:8]), atol=1e-5)
 
 
-def test_ablations_remove_their_condition(tiny_data):
-    base = dict(data=str(tiny_data), dataset="tiny")
-    data = load_data(load_config(None, **base))
-    dims = {k: build_model(load_config(None, **base, **v), data).conditions.dim for k, v in {
-        "full": {}, "no_collab": {"use_collaborative": False}, "no_modal": {"use_modality": False},
-        "none": {"use_collaborative": False, "use_modality": False}}.items()}
-    assert dims == {"full": 192, "no_collab": 128, "no_modal": 64, "none": 0}
+def _built(tiny_data, **changes):
+    config = load_config(None, data=str(tiny_data), dataset="tiny", **changes)
+    data = load_data(config)
+    torch.manual_seed(0)
+    return build_model(config, data).eval(), data
+
+
+@pytest.mark.parametrize("switch, removed, kept_columns", [
+    ({"use_collaborative": False}, {"conditions.collab_proj.weight", "conditions.collab_proj.bias"}, slice(64, 192)),
+    ({"use_modality": False}, {f"conditions.modal_proj.{m}.{p}" for m in ("image", "text") for p in ("weight", "bias")},
+     slice(0, 64)),
+])
+def test_condition_switch_removes_exactly_that_condition(tiny_data, switch, removed, kept_columns):
+    """Parameter lists differ by the condition's projection only, and the ablated model computes what the full
+    model computes with that projection zeroed (the guidance layers keep the other conditions' columns)."""
+    full, _ = _built(tiny_data)
+    ablated, _ = _built(tiny_data, **switch)
+    full_params, ablated_params = dict(full.named_parameters()), dict(ablated.named_parameters())
+    assert set(full_params) - set(ablated_params) == removed and set(ablated_params) <= set(full_params)
+    with torch.no_grad():
+        for name, param in ablated_params.items():
+            source = full_params[name]
+            param.copy_(source[:, kept_columns] if param.shape != source.shape else source)
+        for name in removed:
+            full_params[name].zero_()
+    users = torch.arange(40)
+    assert torch.allclose(full.predict(users), ablated.predict(users), atol=1e-5)
+    assert torch.allclose(full.predict(users, 3), ablated.predict(users, 3), atol=1e-5)
+
+
+def _loss(model, users, seed=0):
+    torch.manual_seed(seed)  # C-Net dropout
+    return model.loss(users, torch.Generator().manual_seed(seed))
+
+
+def test_no_soft_target_is_the_full_objective_with_gamma_zero(tiny_data):
+    """``soft_target: none`` removes the soft target only: same parameters, and the loss of the full model
+    whose smoothing intensity is zeroed, where the default soft target changes the loss."""
+    hard, _ = _built(tiny_data, soft_target="none")
+    soft, _ = _built(tiny_data)
+    assert [n for n, _ in hard.named_parameters()] == [n for n, _ in soft.named_parameters()]
+    users = torch.arange(64)
+    hard.train(), soft.train()
+    soft_loss = _loss(soft, users)
+    soft.config.soft_gamma = 0.0
+    zeroed = _loss(soft, users)
+    assert _loss(hard, users).item() == pytest.approx(zeroed.item(), rel=1e-6)
+    assert abs(soft_loss.item() - zeroed.item()) > 1e-4
+
+
+def test_one_step_training_regresses_the_clean_vector_at_t_in_without_diffusion(tiny_data):
+    """``objective: one_step``: same parameters; the loss is ||f(x_u, t_in, c_u) - x~_0||^2 (hard target here),
+    with no noise, no timestep sampling and no update of the importance sampler."""
+    model, _ = _built(tiny_data, objective="one_step", soft_target="none", t_in=2)
+    full, _ = _built(tiny_data)
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in full.named_parameters()]
+    users = torch.arange(64)
+    x0 = model.behaviour(users)
+    want = (model.cnet(x0, torch.full((64,), 2), model.conditions(users)) - x0).pow(2).mean()
+    assert model.loss(users, torch.Generator().manual_seed(0)).item() == pytest.approx(want.item(), rel=1e-6)
+    assert model.diffusion.loss_count.sum() == 0
+    full.loss(users, torch.Generator().manual_seed(0))
+    assert full.diffusion.loss_count.sum() > 0  # the diffusion objective does record its losses
 
 
 def test_one_step_inference_equals_one_reverse_step(tiny_data):

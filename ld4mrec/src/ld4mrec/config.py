@@ -12,8 +12,10 @@ from pathlib import Path
 from common.configs import auto_device, check_valid_metric
 from common.configs import load_config as common_load_config
 from common.errors import DataFormatError
+from common.grid import check_grid
 
 SOFT_TARGETS = ("label_smoothing", "self", "none")
+OBJECTIVES = ("diffusion", "one_step")
 
 
 @dataclass
@@ -24,6 +26,8 @@ class LD4MRecConfig:
     runs_dir: str = "runs/ld4mrec"
     run_name: str | None = None
     synthetic: bool = False
+    # hyper-parameter grid searched on VALID by ``ld4mrec grid`` / ``train`` (common.grid), e.g. {soft_prob: [0.1, 0.2]}
+    grid: dict = field(default_factory=dict)
     # diffusion (DiffRec linear-var schedule, x_0 prediction, SNR reweighting, importance-sampled t)
     steps: int = 5
     noise_scale: float = 1e-4
@@ -37,6 +41,8 @@ class LD4MRecConfig:
     dropout: float = 0.5  # on the input behaviour vector (DiffRec)
     use_collaborative: bool = True
     use_modality: bool = True
+    # training objective: DiffRec's (t sampled, x_t noised) or, as an ablation, one step: x_u at t_in, no noise
+    objective: str = "diffusion"
     # soft behavioural reconstruction constraint
     soft_target: str = "label_smoothing"
     soft_prob: float = 0.2  # p
@@ -65,7 +71,10 @@ class LD4MRecConfig:
             raise DataFormatError(source, f"reverse_steps must lie in [0, steps] = [0, {self.steps}]")
         if not (0 <= self.soft_prob <= 1 and 0 <= self.soft_gamma <= 1):
             raise DataFormatError(source, "soft_prob and soft_gamma must lie in [0, 1]")
+        if self.objective not in OBJECTIVES:
+            raise DataFormatError(source, f"objective must be one of {', '.join(OBJECTIVES)}")
         check_valid_metric(self.valid_metric, self.topk, source)
+        check_grid(self.grid, {f.name for f in dataclasses.fields(self)} - {"grid"}, source)
         return self
 
     def to_dict(self) -> dict:

@@ -45,14 +45,24 @@ class LD4MRec(nn.Module):
         return torch.from_numpy(rows.toarray()).to(users.device)
 
     def loss(self, users: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """DiffRec's objective: E_t [w_t ||f(x_t, t, c_u) - x~_0||^2 / (T p_t)], t importance-sampled."""
+        """DiffRec's objective: E_t [w_t ||f(x_t, t, c_u) - x~_0||^2 / (T p_t)], t importance-sampled.
+
+        ``objective: one_step`` (ablation, ours) trains only what one-step inference runs: ||f(x_u, t_in, c_u) -
+        x~_0||^2 with no timestep sampling, no noise and no weighting (the input dropout is the only corruption).
+        """
         x0 = self.behaviour(users)
-        t, pt = self.diffusion.sample_timesteps(x0.shape[0], generator)
-        t = t.to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        pred = self.cnet(self.diffusion.q_sample(x0, t, noise), t, self.conditions(users))
+        one_step = self.config.objective == "one_step"
+        if one_step:
+            t, xt = torch.full((x0.shape[0],), self.config.t_in, device=x0.device), x0
+        else:
+            t, pt = self.diffusion.sample_timesteps(x0.shape[0], generator)
+            t = t.to(x0.device)
+            xt = self.diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0.device))
+        pred = self.cnet(xt, t, self.conditions(users))
         target = soft_target(x0, self.config.soft_target, self.config.soft_prob, self.config.soft_gamma, pred,
                              generator)
+        if one_step:
+            return (pred - target).pow(2).mean()
         weighted = self.diffusion.loss_weight(t).to(x0.device) * (pred - target).pow(2).mean(1)
         self.diffusion.record_losses(t, weighted)
         return (weighted / pt.to(x0.device)).float().mean()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.checkpoints import load_weights
 from common.configs import save_config
 from common.data.mmrec import MMRecData, load_mmrec
 from common.fit import Progress, fit
@@ -32,6 +33,13 @@ def load_data(config: LD4MRecConfig) -> MMRecData:
 def build_model(config: LD4MRecConfig, data: MMRecData) -> LD4MRec:
     features = {k.removesuffix("_feat"): v for k, v in data.features.items()}
     return LD4MRec(config, data.splits["train"], features).to(config.device)
+
+
+def restore_model(config: LD4MRecConfig, data: MMRecData, weights: dict, checkpoint: Path) -> LD4MRec:
+    """The model of ``config`` with a checkpoint's weights (one line when they do not fit the data)."""
+    model = build_model(config, data)
+    load_weights(model, weights, checkpoint, config.data)
+    return model
 
 
 def evaluate(model: LD4MRec, data: MMRecData, split: str, config: LD4MRecConfig,
