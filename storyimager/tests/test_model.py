@@ -6,8 +6,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from storyimager.attention import FrameStoryAttnProcessor
 from storyimager.layout import StoryLayout
-from storyimager.masking import frame_mask
-from storyimager.sampling import sample_story
+from storyimager.masking import canvas_mask, frame_mask, unet_input
+from storyimager.sampling import denoise_canvas, sample_story
 from storyimager.train import build_model
 
 CAPTIONS = ["pororo is jumping in the park.", "loopy is sitting in the snow.", "eddy is standing at night.",
@@ -123,17 +123,130 @@ def test_given_frames_carry_zero_loss_weight(config):
 
 
 @pytest.mark.parametrize("kind", ["masked_noise", "inpainting"])
-def test_given_frames_come_back_exactly(config, kind):
+def test_given_latents_stay_where_the_masking_strategy_puts_them(config, kind):
+    """Read from the DDIM loop, before the decoder and the output overwrite: at every step the UNet input holds the
+    given frames' clean latents z0 (``masked_noise``: in the latent channels; ``inpainting``: in the z0 channels,
+    zero on targets), and the final canvas holds z0 exactly on the given cells and new latents on the targets."""
     model = build_model(config(mask_input=kind)).eval()
-    given = torch.rand(2, 5, 3, 16, 16) * 2 - 1
-    for mode, idx in (("continue", None), ("complete", [1, 3])):
-        mask = frame_mask(mode, 5, idx)
-        out = sample_story(model, [CAPTIONS] * 2, mask.expand(2, -1), given, steps=3, guidance=2.0,
+    lay = model.layout
+    given = torch.rand(2, 5, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z0 = model.encode_frames(given, torch.Generator().manual_seed(2))
+    inputs = []
+    model.unet.register_forward_pre_hook(lambda m, args: inputs.append(args[0].clone()))
+    z0_channels = slice(0, 4) if kind == "masked_noise" else slice(4, 8)
+    for mode, idx in (("continue", None), ("complete", [0, 2, 4])):
+        masks = frame_mask(mode, 5, idx).expand(2, -1)
+        inputs.clear()
+        z = denoise_canvas(model, [CAPTIONS] * 2, masks, z0, steps=3, guidance=2.0,
                            generator=torch.Generator().manual_seed(0))
-        assert out.shape == (2, 5, 3, 16, 16)
-        keep = mask == 0
-        assert torch.equal(out[:, keep], given[:, keep])
-        assert not torch.equal(out[:, ~keep], given[:, ~keep])
+        keep = (canvas_mask(masks, lay.height, lay.width) == 0).expand_as(z0)
+        assert torch.equal(z[keep], z0[keep])
+        assert not torch.isclose(z[~keep], z0[~keep]).any()
+        assert len(inputs) == 3
+        for x in inputs:  # the CFG-doubled batch: the same canvas twice
+            seen, both = x[:, z0_channels], torch.cat([keep, keep])
+            assert torch.equal(seen[both], torch.cat([z0, z0])[both])
+            if kind == "inpainting":
+                assert torch.all(seen[~both] == 0)
+
+
+@pytest.mark.parametrize("kind", ["masked_noise", "inpainting"])
+def test_changing_a_given_frame_changes_the_generated_neighbours(config, kind):
+    """Same seed and captions, one given frame replaced: every generated target frame changes, in continuation
+    (frame 1 replaced) and completion (frames 1, 3, 5 given, frame 3 replaced: its neighbours 2 and 4 change). The
+    model is the untrained one (random tiny UNet, zero-initialised new channels and gates): the given frames reach
+    the targets through the canvas itself (``masked_noise``: clean given cells of the UNet's latent input;
+    ``inpainting``: the re-noised given latents reset into the canvas after each step), spread by the UNet's
+    convolutions and self-attention; no weight is perturbed."""
+    model = build_model(config(mask_input=kind)).eval()
+    gen = torch.Generator().manual_seed(1)
+    given = torch.rand(1, 5, 3, 16, 16, generator=gen) * 2 - 1
+    for mode, idx, changed in (("continue", None, 0), ("complete", [0, 2, 4], 2)):
+        other = given.clone()
+        other[:, changed] = torch.rand(1, 3, 16, 16, generator=gen) * 2 - 1
+        mask = frame_mask(mode, 5, idx)
+        a, b = (sample_story(model, [CAPTIONS], mask[None], x, steps=3, guidance=2.0,
+                             generator=torch.Generator().manual_seed(0))[0] for x in (given, other))
+        change = (a - b).abs().mean(dim=(1, 2, 3))
+        assert torch.all(change[mask == 1] > 1e-4), (mode, change)
+
+
+def _canvas_output(model, masks):
+    """The UNet prediction of ``model`` on a fixed canvas, timestep and captions (eval mode)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(4)
+    z_t, z0 = torch.randn(2, 2, 4, 8, 40, generator=gen)
+    x = unet_input(z_t, z0, canvas_mask(masks, 8, 8), model.config.mask_input)
+    with torch.no_grad():
+        states, prior = model.condition([CAPTIONS] * 2, masks)
+        return model.predict(x, torch.tensor([100, 700]), states, prior)
+
+
+def _names(model):
+    return {n for n, _ in model.named_parameters()}
+
+
+def test_fsca_off_removes_exactly_the_story_branch(config):
+    """``fsca: false``: the parameters are the full model's minus every story branch (``story_k``, ``story_v``,
+    ``gamma``), and the full model with its gates zeroed gives the ablated model's output (its story branch made
+    non-trivial first: gates 0.5, seeded LoRA-Story up-projections), which it does not with the gates open."""
+    full, ablated = build_model(config()), build_model(config(fsca=False))
+    removed = _names(full) - _names(ablated)
+    assert _names(ablated) < _names(full)
+    assert all(n.split(".processor.")[1].split(".")[0] in ("story_k", "story_v", "gamma") for n in removed)
+    assert len([n for n in removed if n.endswith("gamma")]) == len(full.fsca) == 4
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for proc in full.fsca:
+            proc.gamma.fill_(0.5)
+            for branch in (proc.story_k, proc.story_v):
+                branch.up.weight.copy_(torch.randn(branch.up.weight.shape, generator=gen) * 0.1)
+    missing, unexpected = ablated.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and set(unexpected) == removed
+    masks = torch.tensor([[1.0, 1, 1, 1, 1], [0, 1, 0, 1, 1]])
+    assert not torch.allclose(_canvas_output(full, masks), _canvas_output(ablated, masks), atol=1e-4)
+    with torch.no_grad():
+        for proc in full.fsca:
+            proc.gamma.zero_()
+    assert torch.allclose(_canvas_output(full, masks), _canvas_output(ablated, masks), atol=1e-6)
+
+
+def test_cfe_off_removes_exactly_the_context_extractor(config):
+    """``cfe: false``: the parameters are the full model's minus the CFE's (``cfe.*``), ``conv_in`` is the plain
+    convolution (no prior added), and the full model whose CFE yields no context tokens and a zero prior gives
+    the ablated model's output (story gates 0.5 and a seeded prior map first, so the CFE matters until removed)."""
+    full, ablated = build_model(config()), build_model(config(cfe=False))
+    plain = {n.replace("unet.conv_in.conv.", "unet.conv_in.") for n in _names(full)}
+    assert plain - _names(ablated) == {n for n in _names(full) if n.startswith("cfe.")}
+    assert _names(ablated) < plain and type(ablated.unet.conv_in).__name__ == "Conv2d" and ablated.cfe is None
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for proc in full.fsca:
+            proc.gamma.fill_(0.5)
+        full.cfe.prior.weight.copy_(torch.randn(full.cfe.prior.weight.shape, generator=gen))
+    state = {k.replace("unet.conv_in.conv.", "unet.conv_in."): v for k, v in full.state_dict().items()}
+    missing, unexpected = ablated.load_state_dict(state, strict=False)
+    assert not missing and all(k.startswith("cfe.") for k in unexpected)
+    masks = torch.tensor([[1.0, 1, 1, 1, 1], [0, 1, 0, 1, 1]])
+    assert not torch.allclose(_canvas_output(full, masks), _canvas_output(ablated, masks), atol=1e-4)
+    full.cfe.forward = lambda pooled, targets: (pooled[:, :0], torch.zeros(*targets.shape, 32))
+    assert torch.allclose(_canvas_output(full, masks), _canvas_output(ablated, masks), atol=1e-6)
+
+
+def test_inpainting_input_adds_exactly_the_clean_latent_channels(config):
+    """``mask_input: inpainting`` vs ``masked_noise``: the same parameters, ``conv_in`` 9 input channels instead of
+    5 (4 more for (1 - M) * z0); with those 4 channels' weights zero and every frame a target, the same output."""
+    noise, inpaint = build_model(config()), build_model(config(mask_input="inpainting"))
+    assert _names(noise) == _names(inpaint)
+    shapes = {n: p.shape for n, p in noise.named_parameters()}
+    differ = [n for n, p in inpaint.named_parameters() if p.shape != shapes[n]]
+    assert differ == ["unet.conv_in.conv.weight"] and inpaint.unet.conv_in.conv.weight.shape[1] == 9
+    state = noise.state_dict()
+    w = state["unet.conv_in.conv.weight"]
+    state["unet.conv_in.conv.weight"] = torch.cat([w[:, :4], torch.zeros_like(w[:, :4]), w[:, 4:]], dim=1)
+    inpaint.load_state_dict(state)
+    masks = torch.ones(2, 5)
+    assert torch.allclose(_canvas_output(inpaint, masks), _canvas_output(noise, masks), atol=1e-6)
 
 
 def test_classifier_free_guidance_doubles_the_batch(config):

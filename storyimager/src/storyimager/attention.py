@@ -12,7 +12,9 @@ The paper's figure (FS-CAM): one frozen cross-attention with two LoRA branches w
 
 O = O_frame + gamma * O_story, then the layer's ``to_out``. gamma (a learnable scalar per layer, 0 at the start)
 is our addition so that fine-tuning starts from the pretrained behaviour; the figure shows a plain sum.
-The encoder states the UNet passes in are [B, K*L + P, d]: the K captions' tokens, then the P context tokens.
+The encoder states the UNet passes in are [B, K*L + P, d]: the K captions' tokens, then the P context tokens
+(P = 0 without the Contextual Feature Extractor). The ablation ``fsca: false`` builds the processor without the
+story branch (no ``story_k``, ``story_v``, ``gamma``): stock cross-attention run per frame on its own caption.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ class LowRank(nn.Module):
 class FrameStoryAttnProcessor(nn.Module):
     """Processor for one ``attn2``: frame branch + gamma * story branch (see module docstring)."""
 
-    def __init__(self, attn: nn.Module, layout: StoryLayout, rank: int = 16):
+    def __init__(self, attn: nn.Module, layout: StoryLayout, rank: int = 16, story_branch: bool = True):
         super().__init__()
         self.layout = layout
-        self.story_k = LowRank(attn.to_k.in_features, attn.to_k.out_features, rank)
-        self.story_v = LowRank(attn.to_v.in_features, attn.to_v.out_features, rank)
-        self.gamma = nn.Parameter(torch.zeros(()))
+        self.story_branch = story_branch
+        if story_branch:
+            self.story_k = LowRank(attn.to_k.in_features, attn.to_k.out_features, rank)
+            self.story_v = LowRank(attn.to_v.in_features, attn.to_v.out_features, rank)
+            self.gamma = nn.Parameter(torch.zeros(()))
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if encoder_hidden_states is None or hidden_states.ndim != 3:
@@ -64,9 +68,9 @@ class FrameStoryAttnProcessor(nn.Module):
         lay = self.layout
         b = hidden_states.shape[0]
         n_text = lay.frames * lay.text_len
-        if encoder_hidden_states.shape[1] <= n_text:
+        if encoder_hidden_states.shape[1] < n_text:
             raise ValueError(f"encoder states hold {encoder_hidden_states.shape[1]} tokens; expected "
-                             f"{lay.frames} captions x {lay.text_len} tokens followed by the story tokens")
+                             f"{lay.frames} captions x {lay.text_len} tokens (then the context tokens)")
         story = encoder_hidden_states
         if attn.norm_cross:
             story = attn.norm_encoder_hidden_states(story)
@@ -76,11 +80,12 @@ class FrameStoryAttnProcessor(nn.Module):
         frame = F.scaled_dot_product_attention(qf, _heads(attn.to_k(captions), attn.heads),
                                                _heads(attn.to_v(captions), attn.heads))
         out = lay.from_frames(_merge(frame))
-        k_story = _base(attn.to_k)(story) + self.story_k(story)
-        v_story = _base(attn.to_v)(story) + self.story_v(story)
-        story_out = F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(k_story, attn.heads),
-                                                   _heads(v_story, attn.heads))
-        out = out + self.gamma * _merge(story_out)
+        if self.story_branch:
+            k_story = _base(attn.to_k)(story) + self.story_k(story)
+            v_story = _base(attn.to_v)(story) + self.story_v(story)
+            story_out = F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(k_story, attn.heads),
+                                                       _heads(v_story, attn.heads))
+            out = out + self.gamma * _merge(story_out)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
             out = out + hidden_states
@@ -92,7 +97,8 @@ def _base(linear: nn.Module) -> nn.Linear:
     return getattr(linear, "base_layer", linear)
 
 
-def install(unet: nn.Module, layout: StoryLayout, rank: int) -> list[FrameStoryAttnProcessor]:
+def install(unet: nn.Module, layout: StoryLayout, rank: int, story_branch: bool = True
+            ) -> list[FrameStoryAttnProcessor]:
     """Give every cross-attention layer of ``unet`` its own FSCA processor (self-attention keeps the stock one);
     returns the new processors."""
     procs = {}
@@ -101,7 +107,7 @@ def install(unet: nn.Module, layout: StoryLayout, rank: int) -> list[FrameStoryA
     for name in unet.attn_processors:
         attn = attentions[name.removesuffix(".processor")]
         if name.endswith("attn2.processor"):
-            procs[name] = FrameStoryAttnProcessor(attn, layout, rank)
+            procs[name] = FrameStoryAttnProcessor(attn, layout, rank, story_branch)
             made.append(procs[name])
         else:
             procs[name] = attn.processor

@@ -2,8 +2,9 @@
 
 ``load_backbone`` reads ``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/`` and ``scheduler/`` with
 ``from_pretrained(local_files_only=True)``; a missing part is a one-line error naming the file and where the
-weights come from. ``write_tiny_backbone`` writes a small *randomly initialised* model of the same architecture
-classes with ``save_pretrained`` (the embedded default and the tests load it through the same path).
+weights come from. ``random_backbone`` builds a *randomly initialised* one of any shape in memory (the paper-scale
+bench); ``write_tiny_backbone`` writes a small one with ``save_pretrained`` (the embedded default and the tests load
+it through the same path).
 The surgery StoryImager needs on top: a wider ``conv_in`` whose new input channels start at zero
 (``widen_conv_in``), AR-LDM's character tokens (``add_characters``) and CLIP positions extended to AR-LDM's
 caption length (``extend_positions``).
@@ -35,7 +36,9 @@ class Backbone:
     scheduler_config: dict
 
 
-def _check_folder(root: Path) -> None:
+def check_folder(root: str | Path) -> None:
+    """One-line error when ``root`` is not a diffusers folder with every part (nothing is read)."""
+    root = Path(root)
     if not root.is_dir():
         raise WeightsNotFoundError("pretrained", root, SD15_SOURCE)
     for part, config in PARTS.items():
@@ -44,13 +47,27 @@ def _check_folder(root: Path) -> None:
             raise DataFormatError(need, f"missing from the backbone folder; expected {SD15_SOURCE}")
 
 
+def frame_latent_size(resolution: int, vae_levels: int, unet_levels: int) -> int:
+    """A frame's latent side at ``resolution`` for a VAE and a UNet of that many resolution levels; ValueError when the
+    VAE's downsampling does not divide it or the UNet's cannot tile the frame latents."""
+    factor = 2 ** (vae_levels - 1)
+    if resolution % factor:
+        raise ValueError(f"resolution {resolution} is not divisible by the VAE factor {factor}")
+    latent = resolution // factor
+    levels = 2 ** (unet_levels - 1)
+    if latent % levels:
+        raise ValueError(f"resolution {resolution} gives frame latents of {latent} px, which {levels}x UNet "
+                         f"downsampling cannot tile; pick a resolution divisible by {factor * levels}")
+    return latent
+
+
 def load_backbone(root: str | Path) -> Backbone:
     """Read the diffusers folder ``root`` (offline)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     root = Path(root)
-    _check_folder(root)
+    check_folder(root)
     try:
         unet = UNet2DConditionModel.from_pretrained(root / "unet", local_files_only=True)
         vae = AutoencoderKL.from_pretrained(root / "vae", local_files_only=True)
@@ -85,36 +102,58 @@ def _tiny_tokenizer_files(out: Path, words: list[str]) -> None:
     (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
 
 
+def sd15_scheduler():
+    """Stable Diffusion 1.5's noise schedule (the values of its ``scheduler_config.json``)."""
+    from diffusers import PNDMScheduler
+
+    return PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1)
+
+
+def tiny_tokenizer(folder: Path, words: list[str]):
+    """A CLIP tokenizer of the letters, digits, punctuation and ``words`` (its files written into ``folder``)."""
+    from transformers import CLIPTokenizer
+
+    _tiny_tokenizer_files(folder, words)
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+
+
+def random_backbone(unet: dict, vae: dict, text: dict, tokenizer, seed: int = 0) -> Backbone:
+    """A RANDOMLY INITIALISED backbone of the Stable Diffusion classes (4-channel latents, RGB frames), in memory:
+    ``unet``, ``vae`` and ``text`` are the constructor arguments of the UNet, the VAE and the CLIP text config."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    return Backbone(
+        UNet2DConditionModel(in_channels=4, out_channels=4, **unet),
+        AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, **vae),
+        CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **text)),
+        tokenizer, dict(sd15_scheduler().config))
+
+
 def write_tiny_backbone(out: str | Path, words: list[str], seed: int = 0, width: int = 32) -> Path:
     """A RANDOMLY INITIALISED Stable-Diffusion-shaped backbone in the diffusers layout (2 UNet levels, VAE with
     downsampling factor 2, 2-layer CLIP text encoder of width ``width``), written with ``save_pretrained``."""
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
     out = Path(out)
-    torch.manual_seed(seed)
     tok_dir = out / "tokenizer"
-    _tiny_tokenizer_files(tok_dir / "files", words)
-    tokenizer = CLIPTokenizer(str(tok_dir / "files" / "vocab.json"), str(tok_dir / "files" / "merges.txt"))
+    tokenizer = tiny_tokenizer(tok_dir / "files", words)
     tokenizer.save_pretrained(tok_dir)
-    unet = UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(width, 2 * width),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=width, attention_head_dim=8, norm_num_groups=8)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(width, 2 * width),
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        norm_num_groups=8, sample_size=32)
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=width, intermediate_size=4 * width, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-    scheduler = PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,  # SD 1.5's file
-                              beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True,
-                              steps_offset=1)
-    unet.save_pretrained(out / "unet")
-    vae.save_pretrained(out / "vae")
-    text.save_pretrained(out / "text_encoder")
-    scheduler.save_pretrained(out / "scheduler")
+    parts = random_backbone(
+        dict(sample_size=16, layers_per_block=1, block_out_channels=(width, 2 * width),
+             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=width, attention_head_dim=8,
+             norm_num_groups=8),
+        dict(block_out_channels=(width, 2 * width), down_block_types=("DownEncoderBlock2D",) * 2,
+             up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=8, sample_size=32),
+        dict(hidden_size=width, intermediate_size=4 * width, num_hidden_layers=2, num_attention_heads=4,
+             max_position_embeddings=77),
+        tokenizer, seed)
+    parts.unet.save_pretrained(out / "unet")
+    parts.vae.save_pretrained(out / "vae")
+    parts.text_encoder.save_pretrained(out / "text_encoder")
+    sd15_scheduler().save_pretrained(out / "scheduler")
     (out / "RANDOM_WEIGHTS.txt").write_text("Randomly initialised stand-in backbone (not Stable Diffusion).\n")
     return out
 

@@ -5,7 +5,8 @@ Frame by frame: K separate samplings of a single frame (layout K = 1, the frame'
 frame-by-frame story models generate (their history encoders not counted). Each variant runs in a fresh
 process so that its peak memory is its own: the growth over the loaded model of ``max_memory_allocated`` (CUDA) or
 of the peak RSS (CPU), over a warm-up run and the timed run. Also reports the training step time of one story.
-Random-weight numbers measure speed only.
+Random-weight numbers measure speed only. ``paper_bench`` (``--paper-setting``) compares the storyboard with
+AR-LDM's frame-by-frame generation, history encoder included, at Stable Diffusion 1.5's size.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run(config: StoryImagerConfig, variant: str, queue) -> None:
+def _run(config: StoryImagerConfig, variant: str, threads: int | None, queue) -> None:
+    if threads:
+        torch.set_num_threads(threads)
     model = build_model(config, config.device).eval()
     device = model.device
     captions = [f"frame {k + 1} of the story" for k in range(config.frames)]
@@ -67,13 +70,13 @@ def _run(config: StoryImagerConfig, variant: str, queue) -> None:
     queue.put((time.perf_counter() - start, peak))
 
 
-def bench(config: StoryImagerConfig) -> dict[str, tuple[float, float]]:
-    """{variant: (seconds, peak MiB)} for storyboard, frame_by_frame and train_step."""
+def bench(config: StoryImagerConfig, threads: int | None = None) -> dict[str, tuple[float, float]]:
+    """{variant: (seconds, peak MiB)} for storyboard, frame_by_frame and train_step (``threads``: torch threads)."""
     ctx = mp.get_context("spawn")
     out = {}
     for variant in ("storyboard", "frame_by_frame", "train_step"):
         queue = ctx.Queue()
-        proc = ctx.Process(target=_run, args=(config, variant, queue))
+        proc = ctx.Process(target=_run, args=(config, variant, threads, queue))
         proc.start()
         out[variant] = queue.get()
         proc.join()

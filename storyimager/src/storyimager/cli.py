@@ -28,7 +28,7 @@ def _train(args) -> None:
 
     config = load_config(args.config, data=args.data, epochs=args.epochs, device=args.device,
                          runs_dir=args.runs_dir, run_name=args.run_name, pretrained=args.pretrained)
-    print(train(config, resume=args.resume))
+    print(train(config, resume=args.resume, config_file=args.config))
 
 
 def _sample(args) -> None:
@@ -77,10 +77,16 @@ def _bench(args) -> None:
 
     config = load_config(args.config, device=args.device, resolution=args.resolution, sample_steps=args.steps,
                          pretrained=args.pretrained)
+    if args.paper_setting:
+        from .paper_bench import paper_bench, report
+
+        results = paper_bench(config, timed=args.timed_steps, threads=args.threads)
+        print(report(config, results, args.threads or torch.get_num_threads()))
+        return
     label = " [RANDOM weights: speed only]" if config.random_weights else ""
     print(f"storyimager bench: {config.frames} frames at {config.resolution} px, {config.sample_steps} DDIM steps, "
           f"guidance {config.guidance}, device {config.device}{label}")
-    for variant, (seconds, peak) in bench(config).items():
+    for variant, (seconds, peak) in bench(config, args.threads).items():
         print(f"  {variant:15s} {seconds:8.2f} s   peak memory +{peak:8.1f} MiB")
 
 
@@ -114,8 +120,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--config", required=True)
     b.add_argument("--pretrained")
     b.add_argument("--resolution", type=int)
-    b.add_argument("--steps", type=int)
+    b.add_argument("--steps", type=int, help="DDIM steps per sampling (default: the config's)")
     add_device_argument(b)
+    b.add_argument("--paper-setting", action="store_true",
+                   help="SD-1.5-sized random UNet/VAE/CLIP (no --pretrained read): StoryImager's storyboard vs "
+                        "AR-LDM's frame by frame with a BLIP-large history encoder, seconds per story extrapolated "
+                        "from --timed-steps")
+    b.add_argument("--timed-steps", type=int, default=2,
+                   help="--paper-setting: DDIM steps run per sampling, after one warm-up step (default 2)")
+    b.add_argument("--threads", type=int, help="torch.set_num_threads in each bench process (default: torch's)")
     b.set_defaults(func=_bench)
 
     add_reproduce_command(sub, "storyimager", "dataset folder (the AR-LDM .h5 or the raw StoryDALL-E files); "

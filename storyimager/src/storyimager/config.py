@@ -42,6 +42,8 @@ class StoryImagerConfig:
     mask_input: str = "masked_noise"  # masked_noise (paper figure) | inpainting (9-channel SD-inpainting layout)
     mask_probs: list[float] = field(default_factory=lambda: [1 / 3, 1 / 3, 1 / 3])  # visualize/continue/complete
     loss_region: str = "target"  # target | all
+    fsca: bool = True  # ablation false: stock cross-attention per frame (frame branch only, no story branch)
+    cfe: bool = True  # ablation false: no Contextual Feature Extractor (no context tokens, no prior)
     cfe_layers: int = 2
     cfe_heads: int = 8
     cfe_queries: int = 4

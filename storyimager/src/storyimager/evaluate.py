@@ -6,7 +6,8 @@ as AR-LDM). FID ``arldm64``: real crops and generated frames resized to 64x64 (P
 Inception pool3; FID ``full``: the same network on the frames as they are (it resizes to 299). Char-F1 (micro)
 and Frm-Acc: the ``train-classifier`` checkpoint on the generated frames against the stories' labels (also
 reported for the real frames, the classifier's ceiling). FSD (``fsd_weights`` given): ``common.metrics.fsd`` on
-the scored frames of each story as one clip.
+the scored frames of each story as one clip. In both modes, the agreement of the frames 2..K with the real frame
+1 (``agreement``: character sets with the classifier, colour histograms), also for the real frames 2..K.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from common.metrics.fid import FIDFeatureExtractor, fid_from_features, frechet_d
 from common.metrics.fsd import load_r2plus1d, story_features
 from common.metrics.story import character_f1, frame_accuracy
 
+from .agreement import character_agreement, colour_agreement, colour_histograms
 from .classifier import load_classifier, predict
 from .data import collate, story_dataset
 from .masking import frame_mask
+from .preflight import require_eval_files
 from .sample import storyboard
 from .sampling import sample_story
 
@@ -40,16 +43,19 @@ def _uint8(frames: torch.Tensor) -> torch.Tensor:
 def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int | None = None) -> dict:
     """Generate the test stories and score them; writes ``eval.json`` and ``eval_samples.png`` into ``out_dir``."""
     config = model.config
+    data = story_dataset(config, "test")
+    require_eval_files(config, scored=bool(config.classifier) and data.stories.labels is not None)
     mode = mode or config.eval_mode
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = story_dataset(config, "test")
     raw = story_dataset(config, "test", raw=True)
     n = min(len(data), stories or config.eval_stories or len(data))
     scored = slice(1, None) if mode == "continue" else slice(None)
     mask = frame_mask(mode, config.frames)
     gen = torch.Generator().manual_seed(config.seed)
     real, real_signed, fake, labels, rows = [], [], [], [], []
+    hists: dict[str, list] = {"first": [], "later": [], "real_later": []}  # for the agreement with frame 1
+    first_labels = []
     batches = [list(range(i, min(i + config.eval_batch_size, n))) for i in range(0, n, config.eval_batch_size)]
     for idx in tqdm(batches, desc=f"eval ({mode})", unit="batch"):
         batch = collate([data[i] for i in idx])
@@ -59,13 +65,19 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
         fake.append(frames[:, scored].flatten(0, 1).cpu())
         real.append(torch.stack([raw[i]["images"] for i in idx])[:, scored].flatten(0, 1))
         real_signed.append(batch["images"][:, scored].flatten(0, 1))
+        hists["first"].append(colour_histograms(batch["images"][:, 0]))
+        hists["later"].append(colour_histograms(frames[:, 1:].cpu()))
+        hists["real_later"].append(colour_histograms(batch["images"][:, 1:]))
         if "labels" in batch:
             labels.append(batch["labels"][:, scored].flatten(0, 1))
+            first_labels.append(batch["labels"][:, 0])
         if len(rows) < 4:
             rows += [torch.cat([batch["images"][j], frames[j].cpu()], dim=-2) for j in range(min(4 - len(rows),
                                                                                                 len(idx)))]
     fake_frames, real_frames = torch.cat(fake), torch.cat(real)
     results: dict = {"mode": mode, "stories": n, "frames": len(fake_frames)}
+    first, later, real_later = (torch.cat(hists[key]) for key in ("first", "later", "real_later"))
+    results.update(colour_agree=colour_agreement(later, first), real_colour_agree=colour_agreement(real_later, first))
     for protocol in config.fid_protocols:
         name = {"arldm64": "fid_64", "pytorch-fid": "fid_full"}[protocol]
         net = FIDFeatureExtractor(config.fid_weights, protocol, model.device, key="fid_weights")
@@ -77,6 +89,9 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
         results.update(char_f1=character_f1(pred, target), frame_acc=frame_accuracy(pred, target))
         real_pred = predict(clf, torch.cat(real_signed), size)
         results.update(real_char_f1=character_f1(real_pred, target), real_frame_acc=frame_accuracy(real_pred, target))
+        first_true, k = torch.cat(first_labels), config.frames - 1  # frames 2..K: the last K - 1 scored frames
+        results.update(char_agree=character_agreement(pred.view(n, -1, pred.shape[-1])[:, -k:], first_true),
+                       real_char_agree=character_agreement(real_pred.view(n, -1, pred.shape[-1])[:, -k:], first_true))
     if config.fsd_weights:
         net = load_r2plus1d(config.fsd_weights).to(model.device)
         per_story = fake_frames.shape[0] // n
@@ -102,5 +117,9 @@ def report_line(results: dict) -> str:
         parts.append(f"FSD {results['fsd']:.4g}")
     if "char_f1" in results:
         parts += [f"Char-F1 {results['char_f1']:.3f} (real frames {results['real_char_f1']:.3f})",
-                  f"Frm-Acc {results['frame_acc']:.3f} (real frames {results['real_frame_acc']:.3f})"]
+                  f"Frm-Acc {results['frame_acc']:.3f} (real frames {results['real_frame_acc']:.3f})",
+                  f"character agreement with frame 1 {results['char_agree']:.3f} "
+                  f"(real frames {results['real_char_agree']:.3f})"]
+    parts.append(f"colour agreement with frame 1 {results['colour_agree']:.3f} "
+                 f"(real frames {results['real_colour_agree']:.3f})")
     return f"{results['mode']} on {results['stories']} test stories: " + ", ".join(parts) + f" [{results['labels']}]"

@@ -6,6 +6,10 @@ and the frame mask M, the UNet sees ``unet_input(Z_t, Z_0, M)`` plus the K capti
 tokens, and predicts eps (or v, following the backbone's scheduler); the squared error is averaged over target
 cells only (``loss_region: target``). Captions are replaced by "" with probability ``cond_dropout`` per story
 (classifier-free guidance).
+
+Ablation switches (defaults = the full model): ``fsca: false`` keeps only the frame branch of every
+cross-attention (stock cross-attention per frame), ``cfe: false`` drops the Contextual Feature Extractor (no context
+tokens, no prior), ``mask_input`` picks ``masked_noise`` or ``inpainting``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 from torch import nn
 
 from storyimager.attention import install
-from storyimager.backbone import Backbone, add_characters, extend_positions, widen_conv_in
+from storyimager.backbone import Backbone, add_characters, extend_positions, frame_latent_size, widen_conv_in
 from storyimager.config import StoryImagerConfig
 from storyimager.context import ContextualFeatureExtractor, PriorConvIn
 from storyimager.layout import StoryLayout, from_canvas, to_canvas
@@ -50,19 +54,13 @@ class StoryImager(nn.Module):
         self.text_encoder.requires_grad_(False)
         self.unet.requires_grad_(False)
         self.scale = float(self.vae.config.scaling_factor)
-        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        if config.resolution % factor:
-            raise ValueError(f"resolution {config.resolution} is not divisible by the VAE factor {factor}")
-        latent = config.resolution // factor
-        levels = 2 ** (len(self.unet.config.block_out_channels) - 1)
-        if latent % levels:
-            raise ValueError(f"resolution {config.resolution} gives frame latents of {latent} px, which {levels}x UNet "
-                             f"downsampling cannot tile; pick a resolution divisible by {factor * levels}")
+        latent = frame_latent_size(config.resolution, len(self.vae.config.block_out_channels),
+                                   len(self.unet.config.block_out_channels))
         self.layout = StoryLayout(config.frames, latent, latent, config.max_length)
         new_tokens = add_characters(self.tokenizer, self.text_encoder, config.characters)
         new_positions = extend_positions(self.text_encoder, config.max_length)
         widen_conv_in(self.unet, 4 * INPUTS[config.mask_input] + 1)
-        self.fsca = install(self.unet, self.layout, config.lora_rank)
+        self.fsca = install(self.unet, self.layout, config.lora_rank, story_branch=config.fsca)
         if config.finetune == "lora":
             from peft import LoraConfig
 
@@ -70,14 +68,15 @@ class StoryImager(nn.Module):
                                              init_lora_weights="gaussian", target_modules=LORA_TARGETS))
         else:
             self.unet.requires_grad_(True)
-        if config.context_prior:
+        if config.cfe and config.context_prior:
             self.unet.conv_in = PriorConvIn(self.unet.conv_in, self.layout)
         self.unet.conv_in.requires_grad_(True)
         for proc in self.fsca:
             proc.requires_grad_(True)
         dim = self.text_encoder.config.hidden_size
         self.cfe = ContextualFeatureExtractor(dim, config.frames, self.unet.config.block_out_channels[0],
-                                              config.cfe_layers, config.cfe_heads, config.cfe_queries)
+                                              config.cfe_layers, config.cfe_heads, config.cfe_queries) \
+            if config.cfe else None
         tokens = self.text_encoder.get_input_embeddings().weight
         if new_tokens:
             tokens.requires_grad_(True)
@@ -100,14 +99,19 @@ class StoryImager(nn.Module):
         pooled = states[torch.arange(ids.shape[0], device=ids.device), eos]
         return states.view(b, k, ids.shape[1], -1), pooled.view(b, k, -1)
 
-    def condition(self, captions: list[list[str]], masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder states [B, K*L + P', d] (captions then story tokens) and the context prior [B, K, C0]."""
+    def condition(self, captions: list[list[str]], masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoder states [B, K*L + P', d] (captions then story tokens) and the context prior [B, K, C0]; without
+        the CFE (``cfe: false``) the captions' states alone and no prior."""
         states, pooled = self.encode_text(captions)
-        story, prior = self.cfe(pooled, masks.to(self.device))
         b = states.shape[0]
-        return torch.cat([states.reshape(b, -1, states.shape[-1]), story], dim=1), prior
+        states = states.reshape(b, -1, states.shape[-1])
+        if self.cfe is None:
+            return states, None
+        story, prior = self.cfe(pooled, masks.to(self.device))
+        return torch.cat([states, story], dim=1), prior
 
-    def predict(self, z_in: torch.Tensor, t: torch.Tensor, states: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    def predict(self, z_in: torch.Tensor, t: torch.Tensor, states: torch.Tensor, prior: torch.Tensor | None
+                ) -> torch.Tensor:
         """UNet prediction on the canvas for encoder ``states`` and the CFE ``prior``."""
         self.layout.prior = prior if self.config.context_prior else None
         try:
@@ -118,7 +122,7 @@ class StoryImager(nn.Module):
     # ------------------------------------------------------------------ latents
     @property
     def device(self) -> torch.device:
-        return self.cfe.queries.device
+        return self.unet.device
 
     @torch.no_grad()
     def encode_frames(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

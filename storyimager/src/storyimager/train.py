@@ -32,6 +32,7 @@ from .config import StoryImagerConfig
 from .data import collate, story_dataset
 from .masking import sample_masks
 from .model import StoryImager
+from .preflight import preflight
 
 log = logging.getLogger("storyimager")
 
@@ -103,8 +104,11 @@ def _steps_per_epoch(config: StoryImagerConfig, n_stories: int, world_size: int)
     return per_epoch
 
 
-def train(config: StoryImagerConfig, resume: bool = False) -> Path:
-    """Fine-tune; returns the run folder (``model.pt``, ``checkpoints/last.pt``, ``metrics.jsonl``, ``loss.png``)."""
+def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Path | None = None) -> Path:
+    """Fine-tune; returns the run folder (``model.pt``, ``checkpoints/last.pt``, ``metrics.jsonl``, ``loss.png``).
+    Every file the run and its evaluation will read is checked first (``preflight``; ``config_file`` is named in
+    its message)."""
+    preflight(config, config_file)
     dist = distributed.setup(config.device)
     run_dir, last, state = _open_run(config, resume)
     model = build_model(config, dist.device)
