@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from test_cli import write_config
 
 from ld4mrec.ablation import VARIANTS, run_ablation
 from ld4mrec.cli import main
@@ -56,14 +57,6 @@ def test_ablation_trains_every_variant_for_every_seed_and_resumes_from_results(t
     assert f"{sum(full) / 2:.4f} ± " in lines[4]
     again = run_ablation(config, seeds=(1, 2), resume=True)  # every point read back, nothing retrained
     assert again["runs"] == result["runs"]
-
-
-def write_config(tmp_path, data_dir, **extra):
-    lines = [f"data: {data_dir}", f"dataset: {data_dir.name}", f"runs_dir: {tmp_path / 'runs'}", "synthetic: true",
-             "hidden: 64", "batch_size: 64", "epochs: 2"] + [f"{k}: {v}" for k, v in extra.items()]
-    path = tmp_path / "c.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_two_grid_shards_and_the_merge_select_what_train_selects_over_the_whole_grid(tiny_data, tmp_path, capsys):
