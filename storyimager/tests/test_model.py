@@ -157,7 +157,9 @@ def test_changing_a_given_frame_changes_the_generated_neighbours(config, kind):
     model is the untrained one (random tiny UNet, zero-initialised new channels and gates): the given frames reach
     the targets through the canvas itself (``masked_noise``: clean given cells of the UNet's latent input;
     ``inpainting``: the re-noised given latents reset into the canvas after each step), spread by the UNet's
-    convolutions and self-attention; no weight is perturbed."""
+    convolutions and self-attention; no weight is perturbed. Sampling is deterministic (the same given frames give
+    bit-equal targets), so any change is the given frame's; in the untrained ``inpainting`` model frames far from
+    the replaced one move by ~1e-5, two orders above float32 rounding of the pixel values (~1e-7)."""
     model = build_model(config(mask_input=kind)).eval()
     gen = torch.Generator().manual_seed(1)
     given = torch.rand(1, 5, 3, 16, 16, generator=gen) * 2 - 1
@@ -165,10 +167,11 @@ def test_changing_a_given_frame_changes_the_generated_neighbours(config, kind):
         other = given.clone()
         other[:, changed] = torch.rand(1, 3, 16, 16, generator=gen) * 2 - 1
         mask = frame_mask(mode, 5, idx)
-        a, b = (sample_story(model, [CAPTIONS], mask[None], x, steps=3, guidance=2.0,
-                             generator=torch.Generator().manual_seed(0))[0] for x in (given, other))
+        a, again, b = (sample_story(model, [CAPTIONS], mask[None], x, steps=3, guidance=2.0,
+                                    generator=torch.Generator().manual_seed(0))[0] for x in (given, given, other))
+        assert torch.equal(a, again)
         change = (a - b).abs().mean(dim=(1, 2, 3))
-        assert torch.all(change[mask == 1] > 1e-4), (mode, change)
+        assert torch.all(change[mask == 1] > 1e-6), (mode, change)
 
 
 def _canvas_output(model, masks):

@@ -103,11 +103,15 @@ def _tiny_tokenizer_files(out: Path, words: list[str]) -> None:
 
 
 def sd15_scheduler():
-    """Stable Diffusion 1.5's noise schedule (the values of its ``scheduler_config.json``)."""
+    """Stable Diffusion 1.5's noise schedule (the values of its ``scheduler_config.json``, ``clip_sample`` false
+    included)."""
     from diffusers import PNDMScheduler
 
-    return PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1)
+    scheduler = PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                              beta_schedule="scaled_linear", set_alpha_to_one=False, skip_prk_steps=True,
+                              steps_offset=1)
+    scheduler.register_to_config(clip_sample=False)
+    return scheduler
 
 
 def tiny_tokenizer(folder: Path, words: list[str]):

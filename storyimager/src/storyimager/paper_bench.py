@@ -121,7 +121,7 @@ def _frame_by_frame(config: StoryImagerConfig, shapes: Shapes, folder: Path):
         sources = torch.rand(k, 3, res, res, generator=generator).to(device) * 2 - 1
         history = blip(torch.cat([sources, torch.zeros_like(sources[:1])]), blip_ids)  # K frames, the null frame
         slots, null = history[:k].clone(), torch.cat([captions[k], history[k].repeat(k, 1)])
-        sched = DDIMScheduler.from_config(sd.scheduler_config)
+        sched = DDIMScheduler.from_config(sd.scheduler_config, clip_sample=False)
         for i in range(k):
             context = torch.stack([null, torch.cat([captions[i], slots.flatten(0, 1)])])
             keep = torch.ones(2, (k + 1) * length, device=device)

@@ -1,7 +1,9 @@
 """Storyboard sampling: DDIM over the whole canvas with classifier-free guidance and the given frames kept.
 
-Each step runs the UNet once on a doubled batch [unconditional; conditional] (captions "" vs the story's
-captions; the given frames and the mask are the same in both halves) and combines
+The DDIM scheduler is AR-LDM's (``clip_sample=False``, as in SD 1.5's own scheduler config): clipping the
+predicted latent to [-1, 1] would pull every sample towards the mean latent. Each step runs the UNet once on a
+doubled batch [unconditional; conditional] (captions "" vs the story's captions; the given frames and the mask
+are the same in both halves) and combines
 eps = eps_u + g (eps_c - eps_u). Given frames: with ``masked_noise`` input the given cells of the canvas are
 reset to their clean latents after every step (they are clean in the model's input anyway); with
 ``inpainting`` input they are reset to the clean latents re-noised to the next timestep, and to the clean
@@ -29,7 +31,7 @@ def denoise_canvas(model, captions: list[list[str]], masks: torch.Tensor, z0: to
     b, k = masks.shape
     masks = masks.float().to(model.device)
     mask = canvas_mask(masks, lay.height, lay.width)
-    sched = DDIMScheduler.from_config(model.scheduler_config)
+    sched = DDIMScheduler.from_config(model.scheduler_config, clip_sample=False)  # AR-LDM's DDIM; SD 1.5's config
     sched.set_timesteps(steps)
     cond, prior = model.condition(captions, masks)
     if guidance != 1.0:
