@@ -3,8 +3,12 @@
 import json
 import math
 
+import torch
+
 from common.metrics.fid import write_random_fid_weights, write_random_torchvision_inception_weights
 from common.metrics.fsd import write_random_r2plus1d_weights
+from storyimager.ablation import markdown_table, mean_sd
+from storyimager.agreement import character_agreement, colour_agreement, colour_histograms
 from storyimager.classifier import evaluate_classifier, load_classifier, train_classifier
 from storyimager.cli import main
 from storyimager.train import train
@@ -24,7 +28,37 @@ def test_eval_reports_every_metric_with_labels(config, tmp_path):
     assert main(["eval", "--checkpoint", str(run / "model.pt"), "--mode", "continue", "--out", str(out)]) == 0
     results = json.loads((out / "eval.json").read_text())
     assert results["frames"] == 16 and results["stories"] == 4  # continuation scores frames 2-5
-    for key in ("fid_64", "fsd", "char_f1", "frame_acc", "real_char_f1", "real_frame_acc"):
+    for key in ("fid_64", "fsd", "char_f1", "frame_acc", "real_char_f1", "real_frame_acc", "char_agree",
+                "real_char_agree", "colour_agree", "real_colour_agree"):
         assert math.isfinite(results[key]), key
     assert "SYNTHETIC" in results["labels"] and "STAND-IN" in results["labels"]
     assert (out / "eval_samples.png").is_file()
+
+
+def test_agreement_with_frame_1_scores_shared_characters_and_colours():
+    """Character agreement is the mean Jaccard index of each later frame's predicted set with frame 1's true set;
+    colour agreement is 1 for frames with frame 1's colours and falls with the share of pixels that differ."""
+    first = torch.tensor([[1, 1, 0, 0]])
+    pred = torch.tensor([[[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]]])
+    assert abs(character_agreement(pred, first) - (1 + 1 / 2 + 0 + 2 / 4) / 4) < 1e-6
+    sky = torch.full((1, 3, 8, 8), 0.8)
+    sprite = sky.clone()
+    sprite[:, :, :2, :2] = torch.tensor([1.0, -1.0, -1.0])[None, :, None, None]  # a red sprite on 4 of 64 pixels
+    blue = sky.clone()
+    blue[:, :, :2, :2] = torch.tensor([-1.0, -1.0, 1.0])[None, :, None, None]  # the same place, another hue
+    night = torch.full((1, 3, 8, 8), -0.6)
+    later = colour_histograms(torch.stack([sky, sprite, night, blue], dim=1))
+    first_hist = colour_histograms(sky)
+    assert later.shape == (1, 4, 64) and torch.allclose(later.sum(-1), torch.ones(1, 4))
+    assert colour_agreement(later[:, :1], first_hist) == 1.0
+    assert abs(colour_agreement(later[:, 1:2], first_hist) - 60 / 64) < 1e-6
+    assert colour_agreement(later[:, 2:3], first_hist) == 0.0
+    assert abs(colour_agreement(later[:, 3:], later[:, 1]) - 60 / 64) < 1e-6
+
+
+def test_report_table_gives_mean_and_sd_over_seeds():
+    runs = [{"visualize": {"char_f1": v, "frame_acc": 0.5}, "continue": {"char_f1": 0.1}} for v in (0.2, 0.4)]
+    assert mean_sd([0.2, 0.4]) == "0.300 +- 0.141" and mean_sd([0.25]) == "0.250"
+    table = markdown_table({"full model": runs}, "variant").splitlines()
+    assert table[0].startswith("| variant | vis Char-F1 | vis Frm-Acc | cont Char-F1 |")
+    assert table[2].startswith("| full model | 0.300 +- 0.141 | 0.500 +- 0.000 | 0.100 +- 0.000 | - |")

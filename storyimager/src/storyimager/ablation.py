@@ -32,8 +32,8 @@ COLUMNS = (("visualize", "char_f1", "vis Char-F1"), ("visualize", "frame_acc", "
 
 
 def evaluate_modes(model, out_dir: Path) -> dict[str, dict]:
-    """``evaluate`` in visualize and continue mode: {mode: results}."""
-    return {mode: evaluate(model, out_dir / mode, mode) for mode in MODES}
+    """``evaluate`` in visualize and continue mode, without FID (random Inception here): {mode: results}."""
+    return {mode: evaluate(model, out_dir / mode, mode, fid=False) for mode in MODES}
 
 
 def baselines(config: StoryImagerConfig, run_dir: Path, trained: dict[str, dict]) -> dict[str, dict[str, dict]]:

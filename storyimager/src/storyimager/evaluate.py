@@ -40,8 +40,10 @@ def _uint8(frames: torch.Tensor) -> torch.Tensor:
     return ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int | None = None) -> dict:
-    """Generate the test stories and score them; writes ``eval.json`` and ``eval_samples.png`` into ``out_dir``."""
+def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int | None = None, fid: bool = True
+             ) -> dict:
+    """Generate the test stories and score them; writes ``eval.json`` and ``eval_samples.png`` into ``out_dir``.
+    ``fid=False`` skips FID (the embedded default's baseline and ablation rows: its Inception is random there)."""
     config = model.config
     data = story_dataset(config, "test")
     require_eval_files(config, scored=bool(config.classifier) and data.stories.labels is not None)
@@ -78,7 +80,7 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
     results: dict = {"mode": mode, "stories": n, "frames": len(fake_frames)}
     first, later, real_later = (torch.cat(hists[key]) for key in ("first", "later", "real_later"))
     results.update(colour_agree=colour_agreement(later, first), real_colour_agree=colour_agreement(real_later, first))
-    for protocol in config.fid_protocols:
+    for protocol in config.fid_protocols if fid else ():
         name = {"arldm64": "fid_64", "pytorch-fid": "fid_full"}[protocol]
         net = FIDFeatureExtractor(config.fid_weights, protocol, model.device, key="fid_weights")
         ref = statistics(net(real_frames))

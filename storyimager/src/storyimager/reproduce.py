@@ -6,7 +6,9 @@ Without ``--data`` it writes, once, into ``.cache/storyimager``: SYNTHETIC stori
 then trained on the synthetic frames (``stand_in``), RANDOM weights for the FID Inception, the classifier's
 initialisation and the FSD R(2+1)D, and a character classifier trained on the synthetic frames; then it fine-tunes
 ``configs/smoke.yaml``, samples one test story in all three modes (PNG storyboards) and reports FID, FSD and
-Char-F1 / Frm-Acc, all labelled synthetic. With ``--data`` it runs ``configs/<name>.yaml`` (pororo, flintstones)
+Char-F1 / Frm-Acc, all labelled synthetic, then the evidence tables of ``ablation.report``: the fine-tuned model
+beside the untrained one and the real frames, and the ablations (every variant fine-tuned with each of
+``ABLATION_SEEDS``). With ``--data`` it runs ``configs/<name>.yaml`` (pororo, flintstones)
 on that folder with the weights the config names: first the preflight (every file training and evaluation will
 read, one line naming what is missing), then, when the test stories have character labels and the config's
 classifier does not exist yet, its training (as ``storyimager train-classifier``), then the fine-tuning.
@@ -44,7 +46,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC_DIR = Path(".cache/storyimager/synthetic/smoke")
 EPISODES = 96
 ABLATION_SEEDS = [0, 1, 2]  # the embedded default's ablation table: every variant fine-tuned with each seed
-ABLATION_EPOCHS = 12  # = configs/smoke.yaml's epochs, so the full model's seed-0 row is the main run
+ABLATION_EPOCHS = 48  # = configs/smoke.yaml's epochs, so the full model's seed-0 row is the main run
 
 
 def write_synthetic(out: Path) -> Path:
