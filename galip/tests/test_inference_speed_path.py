@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from galip.bench import sampling_throughput
-from galip.models import DFBlock, GBlock, MBlock, NetG
+from galip.models import CLIPTextEncoder, DFBlock, GBlock, MBlock, NetG
 from galip.models.blocks import _upsample_nearest
+from galip.sample import generate
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # clip's pkg_resources deprecation warning
@@ -63,6 +64,22 @@ def test_fast_path_is_bitwise_the_autograd_forward(small_netG: NetG, batch: int)
     assert torch.equal(fast_inference_mode, ref) and torch.equal(fast_generate, ref)
     assert torch.equal(noise, noise0) and torch.equal(sent, sent0)
     assert not fast_generate.requires_grad and not fast_generate.is_inference()
+
+
+def test_sample_generate_returns_ordinary_tensors_that_accept_in_place_ops(small_netG: NetG, clip_model: CLIP,  # noqa: N803
+                                                                           ) -> None:
+    """``galip.sample.generate`` (text tokens -> images): no grad, not an inference tensor, so ``clamp_`` works; the
+    same images as the autograd forward on the same sentence embeddings."""
+    encoder = CLIPTextEncoder(clip_model).eval()
+    tokens = torch.randint(1, 1000, (2, 77), generator=torch.Generator().manual_seed(6))
+    noise, _ = _inputs(2)
+    images = generate(small_netG, encoder, tokens, noise)
+    assert not images.requires_grad and not images.is_inference()
+    with torch.enable_grad():
+        ref = small_netG(noise, encoder(tokens)[0].float(), eval=True).detach()
+    assert torch.equal(images, ref)
+    images.clamp_(-1, 1)
+    assert images.abs().max() <= 1
 
 
 def test_fast_path_is_bitwise_for_the_full_size_birds_generator(clip_model: CLIP) -> None:

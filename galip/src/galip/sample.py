@@ -19,14 +19,15 @@ from .config import GALIPConfig
 from .models import CLIPTextEncoder, NetG
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate(netG: NetG, text_encoder: CLIPTextEncoder, tokens: torch.Tensor, noise: torch.Tensor,  # noqa: N803
              ) -> torch.Tensor:
-    """Images [B, 3, S, S] (unbounded, as NetG returns them) for CLIP tokens [B, 77] and noise [B, z_dim]."""
+    """Images [B, 3, S, S] (unbounded, as NetG returns them) for CLIP tokens [B, 77] and noise [B, z_dim]: ordinary
+    tensors without grad (``no_grad``, not ``inference_mode``), so callers may post-process them in place."""
     was_training = netG.training
     netG.eval()
     sent, _ = text_encoder(tokens.to(noise.device))
-    images = netG(noise, sent.float(), eval=True).float()
+    images = netG.generate(noise, sent.float()).float()
     netG.train(was_training)
     return images
 
