@@ -110,3 +110,34 @@ def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(assets, t
     a, b = (read_checkpoint(runs / name / "checkpoints" / "last.pt")["model"] for name in ("straight", "killed"))
     for net in ("netG", "netD", "netC"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+
+
+def test_fp32_switch_turns_mixed_precision_off_in_train_sample_and_eval(run_dir, tmp_path, monkeypatch):
+    """A config with ``mixed_precision: true`` (as birds.yaml / coco.yaml): each command builds its nets with it, and
+    with ``--fp32`` without it (the nets and the trainer are stopped as they would start)."""
+    import galip.nets
+    import galip.train
+
+    class Built(Exception):
+        pass
+
+    seen = []
+
+    def record(config, *args, **kwargs):
+        seen.append(config.mixed_precision)
+        raise Built
+
+    monkeypatch.setattr(galip.nets, "build_nets", record)
+    monkeypatch.setattr(galip.train, "train", record)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    amp = tmp_path / "amp.yaml"
+    amp.write_text(yaml.safe_dump({**config, "mixed_precision": True}))
+    ckpt = str(run_dir / "checkpoints" / "last.pt")
+    commands = (["train", "--config", str(amp)],
+                ["sample", "--checkpoint", ckpt, "--config", str(amp), "--text", "a red circle"],
+                ["eval", "--checkpoint", ckpt, "--config", str(amp), "--out", str(tmp_path / "report")])
+    for command in commands:
+        for flag in ([], ["--fp32"]):
+            with pytest.raises(Built):
+                main(command + flag)
+    assert seen == [True, False] * 3

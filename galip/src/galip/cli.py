@@ -27,13 +27,18 @@ def _label(config) -> str:
     return label(config)
 
 
+def _precision(args) -> dict:
+    """``--fp32`` overrides the config's ``mixed_precision`` (bf16 autocast on CPU, fp16 on CUDA) with false."""
+    return {"mixed_precision": False} if args.fp32 else {}
+
+
 def _train(args) -> None:
     from .config import load_config
     from .train import train
 
     config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
                          device=args.device, runs_dir=args.runs_dir, clip_weights=args.clip_weights,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, **_precision(args))
     print(f"run directory: {train(config, resume=args.resume)}")
 
 
@@ -44,7 +49,8 @@ def _sample(args) -> None:
 
     from .sample import load_generator, sample_caption
 
-    config, nets = load_generator(args.checkpoint, args.config, args.device, clip_weights=args.clip_weights)
+    config, nets = load_generator(args.checkpoint, args.config, args.device, clip_weights=args.clip_weights,
+                                  **_precision(args))
     images = sample_caption(nets.netG, nets.text_encoder, args.text, args.n, config.z_dim, torch.device(args.device),
                             seed=args.seed)
     out = save_grid(images, args.out, nrow=min(8, args.n))
@@ -65,7 +71,7 @@ def _eval(args) -> None:
         config, nets = load_generator(args.checkpoint, args.config, str(where.device), data=args.data,
                                       clip_weights=args.clip_weights, fid_weights=args.fid_weights,
                                       fid_stats=args.fid_stats, sample_times=args.sample_times,
-                                      fid_samples=args.fid_samples)
+                                      fid_samples=args.fid_samples, **_precision(args))
         results = evaluate(nets, config, where, seed=args.seed)
     finally:
         distributed.teardown()
@@ -92,6 +98,11 @@ def _bench(args) -> None:
                        train_batch=args.train_batch, train_steps=args.train_steps, threads=args.threads)))
 
 
+def _add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fp32", action="store_true",
+                        help="float32 throughout (mixed_precision: false), whatever the config or checkpoint says")
+
+
 def parser() -> argparse.ArgumentParser:
     p, sub = command_parser("galip", "GALIP (CVPR 2023) text-to-image reproduction.")
 
@@ -99,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     add_run_arguments(t, "configs/birds.yaml")
     t.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (ViT-B-32.pt)")
     t.add_argument("--batch-size", type=int, help="batch size per process")
+    _add_precision_argument(t)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="FID and CLIP score of a checkpoint on the test captions")
@@ -112,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--fid-samples", type=int, help="stop at this many samples (e.g. 30000); default: official count")
     e.add_argument("--out", default="galip_eval", help="report path without suffix (.json and .md are written)")
     e.add_argument("--seed", type=int, default=100)
+    _add_precision_argument(e)
     add_device_argument(e)
     e.set_defaults(func=_eval)
 
@@ -129,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML config; required for official checkpoints (they carry none)")
     s.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (overrides the config)")
     s.add_argument("--seed", type=int, default=0)
+    _add_precision_argument(s)
     add_device_argument(s)
     s.set_defaults(func=_sample)
 
