@@ -141,3 +141,27 @@ def test_fp32_switch_turns_mixed_precision_off_in_train_sample_and_eval(run_dir,
             with pytest.raises(Built):
                 main(command + flag)
     assert seen == [True, False] * 3
+
+
+def test_train_continues_an_official_state_epoch_checkpoint_in_a_new_run(run_dir, tmp_path, capsys):
+    """An official ``state_epoch_001.pth`` ({model: netG/netD/netC, optimizers: G/D, epoch}, nothing else) continued
+    with ``--init-from``: the new run starts at epoch 2, with the official optimiser states (Adam's step count goes
+    on from the file's), and G, D, C from the file (a wrong tensor is refused in one line)."""
+    state = read_checkpoint(run_dir / "checkpoints" / "last.pt")
+    official = tmp_path / "state_epoch_001.pth"
+    torch.save({"model": state["model"], "optimizers": state["optimizers"], "epoch": 1}, official)
+    steps = next(iter(state["optimizers"]["optimizer_G"]["state"].values()))["step"]
+    args = ["train", "--config", str(run_dir / "config.yaml"), "--runs-dir", str(tmp_path / "runs"), "--epochs", "2"]
+    assert main(args + ["--init-from", str(official), "--run-name", "continued"]) == 0
+    run = next((tmp_path / "runs").glob("*/continued"))
+    assert [r["epoch"] for r in records(run)["metrics.jsonl"]] == [2]
+    after = read_checkpoint(run / "checkpoints" / "last.pt")
+    assert after["epoch"] == 2
+    assert next(iter(after["optimizers"]["optimizer_G"]["state"].values()))["step"] == 2 * steps
+    broken = {**state["model"], "netC": {k: v[:1] for k, v in state["model"]["netC"].items()}}
+    torch.save({"model": broken, "optimizers": state["optimizers"], "epoch": 1}, official)
+    capsys.readouterr()
+    assert main(args + ["--init-from", str(official), "--run-name", "broken"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(official) in err[0], err
+    assert main(args + ["--init-from", str(official), "--resume", "--run-name", "continued"]) == 2

@@ -39,7 +39,7 @@ def _train(args) -> None:
     config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
                          device=args.device, runs_dir=args.runs_dir, clip_weights=args.clip_weights,
                          batch_size=args.batch_size, **_precision(args))
-    print(f"run directory: {train(config, resume=args.resume)}")
+    print(f"run directory: {train(config, resume=args.resume, init_from=args.init_from)}")
 
 
 def _sample(args) -> None:
@@ -110,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
     add_run_arguments(t, "configs/birds.yaml")
     t.add_argument("--clip-weights", help="local CLIP ViT-B/32 file (ViT-B-32.pt)")
     t.add_argument("--batch-size", type=int, help="batch size per process")
+    t.add_argument("--init-from", help="an official state_epoch_*.pth: a new run continues its G, D, C, optimisers "
+                                       "and epoch")
     _add_precision_argument(t)
     t.set_defaults(func=_train)
 

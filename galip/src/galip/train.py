@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common import distributed
+from common.checkpoints import read_checkpoint
 from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError
 from common.io import atomic_save
@@ -111,6 +112,19 @@ class GANTrainer:
             raise DataFormatError(path, f"not a {self.kind} training checkpoint (missing {err})") from None
 
 
+    def start_from_official(self, path: Path) -> None:
+        """Continue an official ``state_epoch_*.pth`` (``model`` G/D/C, ``optimizers``, ``epoch``; no scalers or RNG
+        in it, so those start fresh) in a new run: the next epoch is its ``epoch + 1``."""
+        state = read_checkpoint(path, "official GALIP state_epoch", ("model", "optimizers", "epoch"))
+        try:
+            self._load_models(state["model"], path)
+            self.opt_G.load_state_dict(state["optimizers"]["optimizer_G"])
+            self.opt_D.load_state_dict(state["optimizers"]["optimizer_D"])
+            self.epoch = int(state["epoch"])
+        except (KeyError, TypeError) as err:
+            raise DataFormatError(path, f"not an official GALIP state_epoch checkpoint (missing {err})") from None
+
+
 class Trainer(GANTrainer):
     """GALIP's networks, optimisers and scalers of one process, and the official training step."""
 
@@ -158,15 +172,16 @@ def check_inputs(config: GALIPConfig) -> None:
     check_eval_files(config, "galip")
 
 
-def train(config: GALIPConfig, resume: bool = False) -> Path:
-    """Train for ``config.epochs`` epochs (or the rest of them when resuming); returns the run directory.
+def train(config: GALIPConfig, resume: bool = False, init_from: str | Path | None = None) -> Path:
+    """Train for ``config.epochs`` epochs (or the rest of them when resuming, or after the epoch of the official
+    checkpoint ``init_from``, continued in a new run); returns the run directory.
 
     Writes ``config.yaml``, ``metrics.jsonl`` (per-epoch mean losses, FID and CLIP score at test epochs),
     ``previews/epoch_XXXX.png`` (fixed noise and captions), ``checkpoints/last.pt`` and ``losses.png``.
     """
     where = distributed.setup(config.device)
     try:
-        return _train(config, resume, where)
+        return _train(config, resume, where, init_from)
     finally:
         distributed.teardown()
 
@@ -216,18 +231,26 @@ def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Cal
                 shutil.copyfile(last, last.with_name(f"state_epoch_{epoch:03d}.pth"))
 
 
-def _train(config: GALIPConfig, resume: bool, where: Dist) -> Path:
+def _train(config: GALIPConfig, resume: bool, where: Dist, init_from: str | Path | None = None) -> Path:
     from .colour_check import colour_agreement
     from .evaluate import evaluate
     from .report import plot_losses
     from .sample import PreviewSet
 
     check_inputs(config)
+    if init_from is not None and resume:
+        raise DataFormatError(Path(init_from), "--init-from starts a new run from an official checkpoint; "
+                                               "--resume continues a run of ours: give one of them")
+    if init_from is not None and not Path(init_from).is_file():
+        raise DataFormatError(Path(init_from), "checkpoint not found")
     train_set = dataset(config, "train")
     run_dir, trainer = open_run(config, resume, where, lambda: Trainer(config, load_clip_model(config, where.device),
                                                                        where), train_set)
     preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
     resume_or_record(trainer, config, run_dir, resume, where)
+    if init_from is not None:
+        trainer.start_from_official(Path(init_from))
+        log.info("continuing %s from epoch %d in %s", init_from, trainer.epoch, run_dir)
     label = _label(config)
 
     def evaluation() -> dict:
