@@ -149,3 +149,26 @@ def test_official_initialisation():
     assert lstm.weight_ih_l0.abs().max() <= math.sqrt(6 / (2048 + 4 * 384)) and (lstm.bias_hh_l0 == 0).all()
     emb = model.question_encoder.embed.weight
     assert emb.min() >= -1 and emb.max() <= 1 and emb.std() > 0.5
+
+
+def test_appearance_lstm_is_the_hand_written_kernel_on_cpu_and_nn_lstm_on_cuda(monkeypatch):
+    """``auto`` (the default) picks the CPU-tuned BiLSTM only on CPU, where it was measured faster; on CUDA
+    ``nn.LSTM`` (cuDNN); ``fused`` / ``nn`` force one; the forward runs the kernel the choice names."""
+    import dualvgr.encoders as encoders
+
+    model = DualVGR(20, 5, module_dim=8, vision_dim=6, word_dim=4)
+    enc = model.appearance_encoder
+    assert enc.lstm_path == "auto"
+    assert enc.path_on(torch.device("cpu")) == "fused" and enc.path_on(torch.device("cuda")) == "nn"
+    assert encoders.AppearanceEncoder(6, 8, "fused").path_on(torch.device("cuda")) == "fused"
+    assert encoders.AppearanceEncoder(6, 8, "nn").path_on(torch.device("cpu")) == "nn"
+    with pytest.raises(ValueError, match="lstm_path"):
+        encoders.AppearanceEncoder(6, 8, "cudnn")
+    calls = []
+    real = encoders.bilstm_final_states
+    monkeypatch.setattr(encoders, "bilstm_final_states", lambda x, lstm: calls.append(1) or real(x, lstm))
+    frames = torch.randn(2, 3, 4, 6)
+    enc.eval()
+    out = {path: (setattr(enc, "lstm_path", path), enc(frames))[1] for path in ("auto", "nn")}
+    assert calls == [1]  # auto on CPU: the hand-written kernel; nn: not
+    assert torch.allclose(out["auto"], out["nn"], atol=1e-6)

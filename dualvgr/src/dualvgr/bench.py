@@ -32,11 +32,11 @@ def peak_memory_mib(device: torch.device) -> float:
 
 
 def bench(config: DualVGRConfig, batch_size: int, steps: int = 3, vocab: int = 8000, answers: int = 4002,
-          question_len: int = 20, lstm: str = "fused", seed: int = 0) -> dict:
+          question_len: int = 20, lstm: str = "auto", seed: int = 0) -> dict:
     torch.manual_seed(seed)
     device = torch.device(config.device)
     model = DualVGR(vocab, answers, config.unit_layers, config.vision_dim, config.module_dim, config.word_dim)
-    model.appearance_encoder.fused = lstm == "fused"
+    model.appearance_encoder.lstm_path = lstm
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     gen = torch.Generator().manual_seed(seed)

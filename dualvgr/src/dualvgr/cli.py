@@ -85,8 +85,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--vocab", type=int, default=8000, help="question vocabulary size")
     b.add_argument("--answers", type=int, default=4002, help="answer classes")
     b.add_argument("--question-len", type=int, default=20, help="padded question width")
-    b.add_argument("--lstm", nargs="+", default=["fused"], choices=("fused", "nn"),
-                   help="appearance BiLSTM implementation(s) to time")
+    b.add_argument("--lstm", nargs="+", default=["auto"], choices=("auto", "fused", "nn"),
+                   help="appearance BiLSTM implementation(s) to time (auto: hand-written on CPU, nn.LSTM/cuDNN else)")
     b.set_defaults(func=_bench)
 
     add_reproduce_command(sub, "dualvgr", "a prepared dataset folder; its name picks configs/<name>.yaml")
