@@ -30,3 +30,21 @@ def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(config, t
     assert records(runs / "straight") == records(runs / "killed")
     assert len(records(runs / "killed")["metrics.jsonl"]) == 3
     assert (runs / "straight" / "results.md").read_text() == (runs / "killed" / "results.md").read_text()
+
+
+def test_bench_prints_what_it_timed_with_the_threads_asked_for_and_no_stored_comparison(capsys):
+    """``dualvgr bench`` reports this run only (no ratio against a figure measured on another day); ``--threads``
+    sets torch's thread count, which the report names."""
+    import torch
+
+    from dualvgr.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["bench", "--config", "configs/smoke.yaml", "--batch-size", "2", "--steps", "1", "--threads", "1",
+                     "--vocab", "50", "--answers", "10", "--question-len", "6", "--device", "cpu"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    assert "cpu, 1 threads, appearance LSTM: auto" in out and "step " in out
+    assert "official" not in out and "goal" not in out and "x (" not in out

@@ -36,10 +36,14 @@ def _validate(args) -> None:
 
 
 def _bench(args) -> None:
+    import torch
+
     from dualvgr.bench import bench, report
     from dualvgr.config import load_config
 
     config = load_config(args.config, device=args.device, unit_layers=args.unit_layers)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for lstm in args.lstm:
         print(report(bench(config, args.batch_size, args.steps, args.vocab, args.answers, args.question_len, lstm)))
 
@@ -85,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--vocab", type=int, default=8000, help="question vocabulary size")
     b.add_argument("--answers", type=int, default=4002, help="answer classes")
     b.add_argument("--question-len", type=int, default=20, help="padded question width")
+    b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     b.add_argument("--lstm", nargs="+", default=["auto"], choices=("auto", "fused", "nn"),
                    help="appearance BiLSTM implementation(s) to time (auto: hand-written on CPU, nn.LSTM/cuDNN else)")
     b.set_defaults(func=_bench)
