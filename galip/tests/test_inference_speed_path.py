@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from galip.bench import sampling_throughput
+from galip.bench import report, sampling_throughput, text_to_image_throughput
 from galip.models import CLIPTextEncoder, DFBlock, GBlock, MBlock, NetG
 from galip.models.blocks import _upsample_nearest
 from galip.sample import generate
@@ -151,3 +151,31 @@ def test_malloc_tuning_applies_on_glibc_linux() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert out[-1] == str(glibc)
+
+
+def test_text_to_image_row_times_tokeniser_text_encoder_and_generator_and_comes_first(small_netG: NetG,  # noqa: N803
+                                                                                        clip_model: CLIP,
+                                                                                        monkeypatch) -> None:
+    """The bench's first row is captions -> uint8 images: it runs the CLIP tokeniser and text encoder on the
+    captions and the generator on their embeddings (each call counted); sampling only by default."""
+    from common.data import text_image
+    from galip.cli import parser
+
+    encoder = CLIPTextEncoder(clip_model).eval()
+    calls = {"tokenise": 0, "encode": 0}
+    real_call = text_image.ClipTokenizer.__call__
+
+    def counted(self, text):
+        calls["tokenise"] += 1
+        return real_call(self, text)
+
+    monkeypatch.setattr(text_image.ClipTokenizer, "__call__", counted)
+    encoder.register_forward_hook(lambda *_: calls.__setitem__("encode", calls["encode"] + 1))
+    res = text_to_image_throughput(small_netG, encoder, batch_size=2, n_batches=2, warmup=1, nz=100, device="cpu")
+    assert calls == {"tokenise": 2 * 3, "encode": 3}  # 2 captions x (1 warm-up + 2 timed batches)
+    assert res["images_per_s"] > 0 and res["batch_size"] == 2 and res["threads"] == torch.get_num_threads()
+    row = dict(res, peak_rss_mib=1.0)
+    text = report({"device": "cpu", "threads": 2, "torch": "x", "text_to_image": [row], "sampling": [row],
+                   "training": None}).splitlines()
+    assert text[2].lstrip().startswith("text -> images") and text[3].lstrip().startswith("NetG.generate alone")
+    assert parser().parse_args(["bench"]).train_batch == 0

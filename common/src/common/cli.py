@@ -101,12 +101,13 @@ def add_grid_arguments(parser: Any) -> None:
     parser.add_argument("--merge", action="store_true", help="select on valid over every shard's results")
 
 
-def add_bench_arguments(b: Any, n_batches: int, train_steps: int) -> None:
+def add_bench_arguments(b: Any, n_batches: int, train_steps: int, train_batch: int = 4) -> None:
     """The ``bench`` flags of the GAN projects' CLIs (GALIP, DE-Net)."""
     add_device_argument(b)
     b.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     b.add_argument("--n-batches", type=int, default=n_batches, help="timed batches per size")
-    b.add_argument("--train-batch", type=int, default=4, help="training batch (0 skips the training timing)")
+    b.add_argument("--train-batch", type=int, default=train_batch,
+                   help=f"training batch (default {train_batch}; 0 skips the training timing)")
     b.add_argument("--train-steps", type=int, default=train_steps, help="timed training steps")
     b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
 

@@ -1,7 +1,9 @@
 """Throughput measurements for ``galip bench``.
 
-``sampling_throughput`` times the generator's sampling path (``NetG.generate``: no autograd, the blocks' in-place
-fast path). ``tune_malloc_for_inference`` is an opt-in, process-wide allocator setting for CPU sampling runs.
+``text_to_image_throughput`` times the whole text -> image pipeline the paper's speed claim is about (tokenise the
+captions, CLIP text encoder, ``NetG.generate``, clamp to [-1, 1], convert to uint8); ``sampling_throughput`` times
+the generator alone (``NetG.generate`` on random sentence embeddings: no autograd, the blocks' in-place fast
+path). ``tune_malloc_for_inference`` is an opt-in, process-wide allocator setting for CPU sampling runs.
 Timing and memory come from ``common.timing``.
 """
 
@@ -70,6 +72,37 @@ def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int
     return result
 
 
+def text_to_image_throughput(netG: NetG, text_encoder, batch_size: int, n_batches: int, warmup: int,  # noqa: N803
+                             nz: int, device: str | torch.device, *, seed: int = 0) -> dict[str, float | int | str]:
+    """Time captions -> uint8 images [B, S, S, 3]: tokenise ``batch_size`` distinct captions, encode them with the
+    CLIP text encoder, ``galip.sample.generate``, clamp, to uint8. Same keys as :func:`sampling_throughput`."""
+    from common.data.text_image import ClipTokenizer
+
+    from .sample import generate
+
+    if batch_size < 1 or n_batches < 1 or warmup < 0:
+        raise ValueError(f"need batch_size >= 1, n_batches >= 1, warmup >= 0; got {batch_size}, {n_batches}, {warmup}")
+    device = torch.device(device)
+    tokenizer = ClipTokenizer()
+    captions = [f"a small bird with a red crown and white belly, number {i}" for i in range(batch_size)]
+    noise = torch.randn(batch_size, nz, generator=torch.Generator().manual_seed(seed)).to(device)
+
+    def pipeline() -> torch.Tensor:
+        tokens = torch.stack([tokenizer(c)[0] for c in captions]).to(device)
+        images = generate(netG, text_encoder, tokens, noise).clamp_(-1, 1)
+        return ((images + 1) * 127.5).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+    times, cuda_peak = timed(pipeline, n_batches, warmup, device)
+    result: dict[str, float | int | str] = {
+        "images_per_s": batch_size * n_batches / sum(times), "s_per_batch": sum(times) / n_batches,
+        "s_per_batch_min": min(times), "peak_rss_mib": peak_rss_mib(), "batch_size": batch_size,
+        "n_batches": n_batches, "warmup": warmup, "threads": torch.get_num_threads(), "device": str(device),
+    }
+    if cuda_peak is not None:
+        result["peak_cuda_mib"] = cuda_peak
+    return result
+
+
 def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, *, seed: int = 0,
                        ) -> dict[str, float | int | str]:
     """Seconds per official training step (D step + G step, ``Trainer.step``) on random images and captions."""
@@ -92,11 +125,12 @@ def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, 
     return result
 
 
-def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches: int = 5, train_batch: int = 4,
+def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches: int = 5, train_batch: int = 0,
           train_steps: int = 3, threads: int | None = None) -> dict:
-    """The full-size birds architecture (nf 64, ViT-B/32, 256 -> 224 px) with RANDOM weights: sampling images/s per
-    batch size, then (``train_batch`` > 0) seconds per training step (AMP on CUDA as the paper configs, fp32 on CPU).
-    Random weights give the same speed as trained ones; no files are read."""
+    """The full-size birds architecture (nf 64, ViT-B/32, 256 -> 224 px) with RANDOM weights: per batch size the
+    text -> image pipeline's images/s and NetG's alone, then (``train_batch`` > 0; off by default) seconds per
+    training step (AMP on CUDA as the paper configs, fp32 on CPU). Random weights give the same speed as trained
+    ones; no files are read."""
     from common import distributed
     from common.data.clip_weights import VIT_B32, import_clip
 
@@ -113,9 +147,12 @@ def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches:
         import_clip().model.convert_weights(clip_model)  # fp16 as clip.load gives on a GPU
     trainer = Trainer(config, clip_model, distributed.Dist(0, 1, dev))
     netG = trainer.nets.netG.eval()  # noqa: N806
+    text_to_image = [text_to_image_throughput(netG, trainer.nets.text_encoder, b, n_batches, 1, config.z_dim, dev)
+                     for b in batch_sizes]
     sampling = [sampling_throughput(netG, b, n_batches, 1, config.cond_dim, config.z_dim, dev) for b in batch_sizes]
     training = training_step_time(trainer, train_batch, train_steps) if train_batch > 0 else None
-    return {"device": str(dev), "threads": torch.get_num_threads(), "sampling": sampling, "training": training,
+    return {"device": str(dev), "threads": torch.get_num_threads(), "text_to_image": text_to_image,
+            "sampling": sampling, "training": training,
             "torch": torch.__version__}
 
 
@@ -123,9 +160,11 @@ def report(result: dict) -> str:
     """A readable table of :func:`bench`'s result."""
     lines = [f"galip bench: full-size birds architecture, RANDOM weights, {result['device']}, "
              f"{result['threads']} threads, torch {result['torch']}",
-             "sampling (NetG.generate):", "  batch  images/s  s/batch  peak RSS MiB"]
-    for r in result["sampling"]:
-        lines.append(f"  {r['batch_size']:5d}  {r['images_per_s']:8.2f}  {r['s_per_batch']:7.3f}  "
+             "  row                                  batch  images/s  s/batch  peak RSS MiB"]
+    rows = [("text -> images (tokenise, CLIP, NetG)", r) for r in result["text_to_image"]]
+    rows += [("NetG.generate alone", r) for r in result["sampling"]]
+    for name, r in rows:
+        lines.append(f"  {name:36s} {r['batch_size']:5d}  {r['images_per_s']:8.2f}  {r['s_per_batch']:7.3f}  "
                      f"{r['peak_rss_mib']:12.0f}" + (f"  (CUDA peak {r['peak_cuda_mib']:.0f} MiB)"
                                                     if "peak_cuda_mib" in r else ""))
     t = result["training"]

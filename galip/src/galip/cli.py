@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval)
 
     b = sub.add_parser("bench", help="sampling images/s and training steps/s of the full-size birds model")
-    add_bench_arguments(b, n_batches=5, train_steps=3)
+    add_bench_arguments(b, n_batches=5, train_steps=3, train_batch=0)
     b.set_defaults(func=_bench)
 
     add_reproduce_command(sub, "galip", "a DF-GAN dataset folder; its name picks configs/<name>.yaml")
