@@ -49,13 +49,23 @@ def sampling_throughput(netG: NetG, batch_size: int, n_batches: int, warmup: int
     ``peak_rss_mib`` (whole process, so it includes model loading) and, on CUDA, ``peak_cuda_mib``; plus the
     settings (``batch_size``, ``n_batches``, ``warmup``, ``threads``, ``device``).
     """
-    if batch_size < 1 or n_batches < 1 or warmup < 0:
-        raise ValueError(f"need batch_size >= 1, n_batches >= 1, warmup >= 0; got {batch_size}, {n_batches}, {warmup}")
+    _check_counts(batch_size, n_batches, warmup)
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(batch_size, nz, generator=gen).to(device)
     sent = torch.randn(batch_size, cond_dim, generator=gen).to(device)
-    times, cuda_peak = timed(lambda: netG.generate(noise, sent), n_batches, warmup, device)
+    return _throughput(lambda: netG.generate(noise, sent), batch_size, n_batches, warmup, device)
+
+
+def _check_counts(batch_size: int, n_batches: int, warmup: int) -> None:
+    if batch_size < 1 or n_batches < 1 or warmup < 0:
+        raise ValueError(f"need batch_size >= 1, n_batches >= 1, warmup >= 0; got {batch_size}, {n_batches}, {warmup}")
+
+
+def _throughput(run, batch_size: int, n_batches: int, warmup: int, device: torch.device
+                ) -> dict[str, float | int | str]:
+    """Time ``run()`` (one batch of ``batch_size`` images) ``n_batches`` times after ``warmup`` untimed calls."""
+    times, cuda_peak = timed(run, n_batches, warmup, device)
     result: dict[str, float | int | str] = {
         "images_per_s": batch_size * n_batches / sum(times),
         "s_per_batch": sum(times) / n_batches,
@@ -80,8 +90,7 @@ def text_to_image_throughput(netG: NetG, text_encoder, batch_size: int, n_batche
 
     from .sample import generate
 
-    if batch_size < 1 or n_batches < 1 or warmup < 0:
-        raise ValueError(f"need batch_size >= 1, n_batches >= 1, warmup >= 0; got {batch_size}, {n_batches}, {warmup}")
+    _check_counts(batch_size, n_batches, warmup)
     device = torch.device(device)
     tokenizer = ClipTokenizer()
     captions = [f"a small bird with a red crown and white belly, number {i}" for i in range(batch_size)]
@@ -92,15 +101,7 @@ def text_to_image_throughput(netG: NetG, text_encoder, batch_size: int, n_batche
         images = generate(netG, text_encoder, tokens, noise).clamp_(-1, 1)
         return ((images + 1) * 127.5).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
-    times, cuda_peak = timed(pipeline, n_batches, warmup, device)
-    result: dict[str, float | int | str] = {
-        "images_per_s": batch_size * n_batches / sum(times), "s_per_batch": sum(times) / n_batches,
-        "s_per_batch_min": min(times), "peak_rss_mib": peak_rss_mib(), "batch_size": batch_size,
-        "n_batches": n_batches, "warmup": warmup, "threads": torch.get_num_threads(), "device": str(device),
-    }
-    if cuda_peak is not None:
-        result["peak_cuda_mib"] = cuda_peak
-    return result
+    return _throughput(pipeline, batch_size, n_batches, warmup, device)
 
 
 def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, *, seed: int = 0,

@@ -97,31 +97,31 @@ class GANTrainer:
     def _load_models(self, models: dict, path: Path) -> None:
         raise NotImplementedError
 
+    def _load_official_layout(self, state: dict, path: Path) -> None:
+        """The official ``state_epoch`` part: ``model`` (G, D, C), ``optimizers`` (G, D), ``epoch``."""
+        self._load_models(state["model"], path)
+        self.opt_G.load_state_dict(state["optimizers"]["optimizer_G"])
+        self.opt_D.load_state_dict(state["optimizers"]["optimizer_D"])
+        self.epoch = int(state["epoch"])
+
     def load_state_dict(self, state: dict, path: Path) -> None:
         try:
-            self._load_models(state["model"], path)
-            opts, scalers = state["optimizers"], state["scalers"]
-            self.opt_G.load_state_dict(opts["optimizer_G"])
-            self.opt_D.load_state_dict(opts["optimizer_D"])
+            self._load_official_layout(state, path)
+            scalers = state["scalers"]
             self.scaler_G.load_state_dict(scalers["scaler_G"])
             self.scaler_D.load_state_dict(scalers["scaler_D"])
-            self.epoch = int(state["epoch"])
             self.step_in_epoch, self.loss_sums = state.get("step_in_epoch", 0), state.get("loss_sums", {})
             set_rng_state(state["rng"])
         except KeyError as err:
             raise DataFormatError(path, f"not a {self.kind} training checkpoint (missing {err})") from None
 
-
     def start_from_official(self, path: Path) -> None:
-        """Continue an official ``state_epoch_*.pth`` (``model`` G/D/C, ``optimizers``, ``epoch``; no scalers or RNG
-        in it, so those start fresh) in a new run: the next epoch is its ``epoch + 1``."""
+        """Continue an official ``state_epoch_*.pth`` (no scalers or RNG in it, so those start fresh) in a new run:
+        the next epoch is its ``epoch + 1``."""
         state = read_checkpoint(path, "official GALIP state_epoch", ("model", "optimizers", "epoch"))
         try:
-            self._load_models(state["model"], path)
-            self.opt_G.load_state_dict(state["optimizers"]["optimizer_G"])
-            self.opt_D.load_state_dict(state["optimizers"]["optimizer_D"])
-            self.epoch = int(state["epoch"])
-        except (KeyError, TypeError) as err:
+            self._load_official_layout(state, path)
+        except KeyError as err:
             raise DataFormatError(path, f"not an official GALIP state_epoch checkpoint (missing {err})") from None
 
 
