@@ -1,5 +1,5 @@
 """Official checkpoints: the key map against the official names and shapes, the official forward pass against ours
-after conversion.
+after conversion, and ``convert`` / ``eval`` / ``train --init-from`` through the command line.
 
 ``official_shapes`` and ``official_forward`` are written here from reading the official code (``model/models.py``,
 ``Preprocessing.py``, ``GraphNN.py``, ``Attention.py``, ``AnswerDecoder.py``, ``utils.py``, ``fusions/fusions.py``),
@@ -8,12 +8,17 @@ The width is 768 because the official view attention's hidden layer is ``module_
 every width (the two agree only at the paper's 768).
 """
 
+import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
+from common.data.videoqa import load_vocab, videoqa_files
+from dualvgr.cli import main
 from dualvgr.model import DualVGR
 from dualvgr.official import official_layout, to_ours
+from dualvgr.train import initial_weights
 
 DIM = 768
 
@@ -198,3 +203,91 @@ def test_the_converted_model_gives_the_official_logits_and_common_graphs():
             src, dst = f"units.1.{gat}.attn_src", f"units.1.{gat}.attn_dst"
             model.load_state_dict({**ours, src: ours[dst], dst: ours[src]})
             assert (model(*inputs)[0] - expected).abs().max() > 1e-4
+
+
+@pytest.fixture
+def official_run(config, tmp_path):
+    """A YAML config of a 768-wide, one-unit DualVGR on the tiny data (lr 0, so training keeps the weights), an
+    official checkpoint of that size in the official trainer's layout (saved under nn.DataParallel: ``module.``),
+    its official state dict and the state dict of ours it maps to."""
+    values = {k: v for k, v in vars(config(module_dim=DIM, unit_layers=1, lr=0.0, epochs=1, batch_size=84)).items()
+              if k not in ("run_name", "device")}
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(values))
+    vocab = load_vocab(videoqa_files(values["data"], "msvd-qa", "train").vocab)
+    sizes = len(vocab["question_token_to_idx"]), len(vocab["answer_token_to_idx"]), 1, 48, 300
+    state = random_official(official_shapes(*sizes), seed=3)
+    official = tmp_path / "official_model.pt"
+    kwargs = {"vision_dim": 48, "module_dim": DIM, "word_dim": 300, "num_of_nodes": 3, "graph_module": "GAT",
+              "graph_layers": 1}
+    torch.save({"epoch": 4, "state_dict": {f"module.{k}": v for k, v in state.items()}, "optimizer": {},
+                "model_kwargs": kwargs}, official)
+    return config_file, official, state, to_ours(state, _model(*sizes), official), vocab
+
+
+def _one_error_line(capsys, *names):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dualvgr ") and all(name in err[0] for name in names), err
+
+
+def test_convert_and_eval_read_the_official_trainer_layout(official_run, tmp_path, capsys):
+    """``convert`` writes best.pt's layout with the mapped weights and the architecture read off them; ``eval``
+    gives the same accuracy on the official file (detected by its keys) as on the converted one."""
+    config_file, official, _, expected, vocab = official_run
+    out = tmp_path / "converted.pt"
+    assert main(["convert", "--official", str(official), "--out", str(out), "--config", str(config_file)]) == 0
+    converted = torch.load(out, weights_only=False)
+    assert converted.keys() == {"model", "config", "vocab", "epoch"}
+    assert converted["vocab"] == vocab and converted["epoch"] == 5
+    assert all(torch.equal(expected[k], v) for k, v in converted["model"].items())
+    assert (converted["config"]["unit_layers"], converted["config"]["module_dim"]) == (1, DIM)
+    capsys.readouterr()
+    outputs = []
+    for extra in (["--checkpoint", str(official), "--config", str(config_file)], ["--checkpoint", str(out)]):
+        assert main(["eval", *extra, "--device", "cpu"]) == 0
+        outputs.append(capsys.readouterr().out.split("\n{")[1])  # the accuracy JSON after the table
+    assert outputs[0] == outputs[1]
+    assert main(["eval", "--checkpoint", str(official)]) == 2  # an official file names no dataset
+    _one_error_line(capsys, str(official), "--config")
+
+
+@pytest.mark.parametrize("case", ["missing", "unused", "wrong shape"])
+def test_convert_refuses_a_missing_unused_or_misshapen_key_in_one_line(official_run, tmp_path, capsys, case):
+    """A bare state dict is accepted; each fault is exit 2 with one stderr line naming the key, and no file."""
+    config_file, _, state, _, _ = official_run
+    key = {"missing": "visual_input_unit.acGCN.0.attention_2.a.weight",
+           "unused": "visual_input_unit.appearance_GCN.1.attention_0.W.weight",  # graph_layers 2 has these
+           "wrong shape": "visual_input_unit.mcGCN.0.attention_1.a.weight"}[case]
+    broken = dict(state)
+    if case == "missing":
+        del broken[key]
+    elif case == "unused":
+        broken[key] = torch.zeros(DIM // 4, DIM)
+    else:
+        broken[key] = broken[key].t()
+    bare = tmp_path / "bare.pt"
+    torch.save(broken, bare)
+    command = ["convert", "--official", str(bare), "--out", str(tmp_path / "x.pt"), "--config", str(config_file)]
+    assert main(command) == 2  # an exception escaping main would fail the test: no traceback either
+    _one_error_line(capsys, str(bare), key, case)
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_init_from_an_official_checkpoint_starts_a_new_run_from_its_weights(official_run, tmp_path, capsys):
+    """At lr 0 the run's weights stay the official ones (BatchNorm statistics aside, which training updates);
+    a converted checkpoint gives the same start; --init-from with --resume is refused in one line."""
+    config_file, official, _, expected, vocab = official_run
+    args = ["train", "--config", str(config_file), "--device", "cpu", "--init-from", str(official)]
+    assert main([*args, "--run-name", "init"]) == 0
+    run = tmp_path / "runs" / "msvd-qa" / "init"
+    weights = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["trainer"]["model"]
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    assert all(torch.equal(expected[k], v) for k, v in weights.items() if not k.endswith(buffers))
+    assert not torch.equal(expected["head.classifier.3.running_mean"], weights["head.classifier.3.running_mean"])
+    converted = tmp_path / "converted.pt"
+    assert main(["convert", "--official", str(official), "--out", str(converted), "--config", str(config_file)]) == 0
+    model = _model(len(vocab["question_token_to_idx"]), len(vocab["answer_token_to_idx"]), 1, 48, 300)
+    assert all(torch.equal(expected[k], v) for k, v in initial_weights(converted, model, vocab).items())
+    capsys.readouterr()
+    assert main([*args, "--resume", "--run-name", "init"]) == 2
+    _one_error_line(capsys, str(official), "--resume")

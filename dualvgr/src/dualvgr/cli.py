@@ -1,4 +1,4 @@
-"""``dualvgr train | eval | bench | prepare-questions | extract-features``: the DualVGR command line."""
+"""``dualvgr train | eval | bench | prepare-questions | extract-features | convert``: the DualVGR command line."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _train(args) -> None:
 
     config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
                          device=args.device, runs_dir=args.runs_dir, unit_layers=args.unit_layers)
-    result = train(config, resume=args.resume)
+    result = train(config, resume=args.resume, init_from=args.init_from)
     if result:  # rank 0
         print(result["table"])
 
@@ -30,7 +30,7 @@ def _train(args) -> None:
 def _validate(args) -> None:
     from dualvgr.validate import validate
 
-    result = validate(args.checkpoint, split=args.split, data=args.data, device=args.device)
+    result = validate(args.checkpoint, split=args.split, data=args.data, device=args.device, config_file=args.config)
     print(result["table"])
     print(json.dumps(result["accuracy"], indent=1))
 
@@ -62,6 +62,12 @@ def _extract_features(args) -> None:
         print(path)
 
 
+def _convert(args) -> None:
+    from dualvgr.convert import convert
+
+    print(convert(args.official, args.out, args.config, data=args.data))
+
+
 def parser() -> argparse.ArgumentParser:
     from dualvgr import features, questions
 
@@ -70,11 +76,14 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train; keep the best val checkpoint; report test at the best val epoch")
     add_run_arguments(t, "configs/msvd_qa.yaml")
     t.add_argument("--unit-layers", type=int, help="number of DualVGR units T (overrides the config)")
+    t.add_argument("--init-from", help="a new run starts from this checkpoint's weights (official, converted, or a "
+                                       "best.pt) with a fresh optimiser; not with --resume")
     t.set_defaults(func=_train)
 
     v = sub.add_parser("eval", help="accuracy of a checkpoint on one split, overall and per question type "
                                     "(the official validate.py)")
-    v.add_argument("--checkpoint", required=True, help="checkpoints/best.pt of a run")
+    v.add_argument("--checkpoint", required=True, help="checkpoints/best.pt of a run, or an official checkpoint")
+    v.add_argument("--config", help="YAML config naming the dataset; required for an official checkpoint")
     v.add_argument("--split", default="test", choices=("train", "valid", "test"))
     v.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     add_device_argument(v)
@@ -103,6 +112,14 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("extract-features", help="videos -> ResNet-101 appearance and ResNeXt-101 motion HDF5s")
     features.add_arguments(f)
     f.set_defaults(func=_extract_features)
+
+    c = sub.add_parser("convert", help="an official DualVGR checkpoint -> ours (strict key map; eval and "
+                                       "train --init-from read it)")
+    c.add_argument("--official", required=True, help="the official train.py's checkpoint, or a bare state dict")
+    c.add_argument("--out", required=True, help="the checkpoint to write")
+    c.add_argument("--config", required=True, help="YAML config naming the dataset, e.g. configs/msvd_qa.yaml")
+    c.add_argument("--data", help="dataset folder whose vocabulary the model was trained with (overrides the config)")
+    c.set_defaults(func=_convert)
     return p
 
 

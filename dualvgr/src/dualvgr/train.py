@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common import distributed
+from common.checkpoints import load_weights, read_checkpoint
 from common.configs import save_config
 from common.data.videoqa import VideoQADataset, load_videoqa
 from common.distributed import Dist
@@ -35,6 +36,7 @@ from common.run_folder import check_run_directory, run_directory
 from dualvgr.config import DualVGRConfig
 from dualvgr.losses import dualvgr_loss
 from dualvgr.model import DualVGR
+from dualvgr.official import official_state, to_ours
 from dualvgr.report import majority_baseline, results_table
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,20 @@ def set_glove(model: DualVGR, train_set: VideoQADataset, config: DualVGRConfig) 
         model.question_encoder.embed.weight.copy_(torch.from_numpy(train_set.glove))
 
 
+def initial_weights(path: Path, model: DualVGR, vocab: dict) -> dict:
+    """The weights ``train --init-from`` starts from: an official checkpoint's, strictly mapped onto ``model``, or
+    the ``model`` entry of one of ours (``best.pt``, ``dualvgr convert``'s output), trained on the same vocabulary."""
+    checkpoint = read_checkpoint(path, "DualVGR")
+    official = official_state(checkpoint)
+    if official is not None:
+        return to_ours(official, model, path)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise DataFormatError(path, "neither a DualVGR checkpoint (no model entry) nor an official one")
+    if checkpoint.get("vocab", vocab) != vocab:
+        raise DataFormatError(path, "vocabulary differs from the train split's")
+    return checkpoint["model"]
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, where: Dist) -> list[list[int]]:
     """This rank's batches of a seeded permutation of range(n); ranks get equally many questions (the
     permutation is padded by wrapping round, as ``DistributedSampler``); a trailing batch of one is dropped."""
@@ -82,7 +98,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 class Trainer:
     """The ``common.fit.EpochTrainer`` of DualVGR."""
 
-    def __init__(self, config: DualVGRConfig, where: Dist):
+    def __init__(self, config: DualVGRConfig, where: Dist, init_from: Path | None = None):
         self.config, self.where = config, where
         set_seed(config.seed)
         self.train_set = load_split(config, "train")
@@ -93,6 +109,10 @@ class Trainer:
         self.model = build_model(config, self.train_set.vocab).to(where.device)
         if config.glove:
             set_glove(self.model, self.train_set, config)
+        if init_from is not None:
+            load_weights(self.model, initial_weights(init_from, self.model, self.train_set.vocab), init_from,
+                         config.data)
+            log.info("weights from %s", init_from)
         self.net = DistributedDataParallel(self.model) if where.world_size > 1 else self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
         self.epoch, self.step_in_epoch, self.loss_sums = 0, 0, {"ce": 0.0, "alpha_consistency": 0.0, "beta_hsic": 0.0}
@@ -184,16 +204,22 @@ class Trainer:
         return {"model": self.model.state_dict(), "config": self.config.to_dict(), "vocab": self.train_set.vocab}
 
 
-def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = None) -> dict:
+def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = None,
+          init_from: str | Path | None = None) -> dict:
     """Train (joining a ``torchrun`` process group when there is one) and return the summary (rank 0 writes
-    ``summary.json``, ``results.md`` and ``curves.png``; other ranks keep their resume state in ``.rank<r>/``)."""
+    ``summary.json``, ``results.md`` and ``curves.png``; other ranks keep their resume state in ``.rank<r>/``).
+    ``init_from``: a new run starts from that checkpoint's weights (``initial_weights``) with a fresh optimiser at
+    epoch 0; it cannot be combined with ``resume`` (a resumed run's weights are in its ``last.pt``)."""
+    if init_from is not None and resume:
+        raise DataFormatError(Path(init_from), "--init-from starts a new run from a checkpoint's weights; --resume "
+                                               "continues a run of ours: give one of them")
     where = distributed.setup(config.device)
     try:
         if not where.is_main:
             logging.getLogger().setLevel(logging.WARNING)
         run_dir = run_directory(config, resume)
         check_run_directory(run_dir, resume)
-        trainer = Trainer(config, where)
+        trainer = Trainer(config, where, None if init_from is None else Path(init_from))
         if where.is_main:
             save_config(config, run_dir / "config.yaml", world_size=where.world_size)
         progress = fit(trainer, run_dir if where.is_main else run_dir / f".rank{where.rank}", epochs=config.epochs,
