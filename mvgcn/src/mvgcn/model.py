@@ -9,15 +9,17 @@ import torch.nn as nn
 
 from mvgcn.config import MGCNConfig
 from mvgcn.losses import bpr_loss, embedding_regulariser, info_nce
+from mvgcn.sparse import graph_product, transpose_csr
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
-def lightgcn_mean(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """LightGCN: the mean of layers 0..n_layers of ego <- adj @ ego."""
+def lightgcn_mean(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
+                  adj_t: torch.Tensor | None = None) -> torch.Tensor:
+    """LightGCN: the mean of layers 0..n_layers of ego <- adj @ ego (``adj_t``: A^T for the backward)."""
     layers = [ego]
     for _ in range(n_layers):
-        ego = torch.sparse.mm(adj, ego)
+        ego = graph_product(adj, ego, adj_t)
         layers.append(ego)
     return torch.stack(layers, dim=1).mean(dim=1)
 
@@ -86,16 +88,17 @@ class MGCN(nn.Module):
         self.features = nn.ParameterDict({m: nn.Parameter(f.float().clone()) for m, f in features.items()})
         self.purifiers = nn.ModuleDict({m: BehaviorGuidedPurifier(f.shape[1], d) for m, f in features.items()})
         self.fuser = BehaviorAwareFuser(d, len(features), config.fusion, config.use_fuser_attention)
-        # graphs as CSR: sparse x dense products (forward and backward) run faster than with COO
+        # graphs as CSR: sparse x dense products (forward and backward) run faster than with COO; each
+        # with its transpose for the backward (A_hat is symmetric, A_hat^T = A_hat)
         self.register_buffer("norm_adj", norm_adj.to_sparse_csr(), persistent=False)
-        self.register_buffer("user_item", user_item.to_sparse_csr(), persistent=False)
-        for m, g in item_graphs.items():
-            self.register_buffer(f"item_graph_{m}", g.to_sparse_csr(), persistent=False)
+        for name, g in {"user_item": user_item, **{f"item_graph_{m}": g for m, g in item_graphs.items()}}.items():
+            self.register_buffer(name, g.to_sparse_csr(), persistent=False)
+            self.register_buffer(f"{name}_t", transpose_csr(getattr(self, name)), persistent=False)
 
     def id_view(self) -> torch.Tensor:
         """Eqs. (3)-(5): mean over layers 0..L of LightGCN propagation of [E_user; E_item]."""
         ego = torch.cat([self.user_embedding.weight, self.item_id_embedding.weight])
-        return lightgcn_mean(self.norm_adj, ego, self.config.n_ui_layers)
+        return lightgcn_mean(self.norm_adj, ego, self.config.n_ui_layers, adj_t=self.norm_adj)
 
     def modality_view(self, m: str) -> torch.Tensor:
         """Eqs. (1)-(2), (9)-(10): purified item features on the kNN graph, users from the U-I block."""
@@ -104,10 +107,10 @@ class MGCN(nn.Module):
         else:  # ablation "w/o purifier": the projected features themselves
             items = self.purifiers[m].project(self.features[m])
         if self.config.use_item_item_view:
-            graph = getattr(self, f"item_graph_{m}")
+            graph, graph_t = getattr(self, f"item_graph_{m}"), getattr(self, f"item_graph_{m}_t")
             for _ in range(self.config.n_layers):
-                items = torch.sparse.mm(graph, items)
-        users = torch.sparse.mm(self.user_item, items)
+                items = graph_product(graph, items, graph_t)
+        users = graph_product(self.user_item, items, self.user_item_t)
         return torch.cat([users, items])
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
