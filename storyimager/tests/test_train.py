@@ -9,7 +9,7 @@ from PIL import Image
 
 from common.errors import DataFormatError
 from storyimager.cli import main
-from storyimager.train import load_trained, train
+from storyimager.train import load_trained, lr_scale, train
 
 
 def trained_backbone(run_dir):
@@ -27,6 +27,22 @@ def test_fine_tuning_lowers_the_loss(config):
     assert len(rows) >= 10
     assert rows[-1]["loss"] < 0.6 * rows[0]["loss"], rows
     assert (run / "loss.png").is_file()
+
+
+def test_cosine_schedule_warms_up_from_zero_then_decays_to_zero_per_step():
+    """ARLDM's LinearWarmupCosineAnnealingLR (pl_bolts, start and end 0), worked by hand for 3 warmup of 7 steps."""
+    assert [round(lr_scale(s, 7, 3, "cosine"), 3) for s in range(7)] == [0, 0.5, 1, 1, 0.854, 0.5, 0.146]
+    assert [round(lr_scale(s, 7, 3, "constant"), 3) for s in range(5)] == [0.333, 0.667, 1, 1, 1]
+    assert lr_scale(6, 7, 0, "constant") == 1
+
+
+def test_training_sets_the_scheduled_learning_rate_every_step(config):
+    cfg = config(epochs=2, lr_schedule="cosine", warmup_epochs=1, run_name="cosine")
+    last = torch.load(train(cfg) / "checkpoints" / "last.pt", weights_only=False)
+    steps = last["step"]  # 2 epochs: the first one warms up
+    expected = cfg.lr * lr_scale(steps - 1, steps, steps // 2, "cosine")
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(expected)
+    assert 0 < expected < 0.2 * cfg.lr  # the last step of the cosine, not the base rate
 
 
 def test_resume_continues_exactly_and_runs_are_deterministic(config, monkeypatch):
@@ -88,7 +104,7 @@ def test_sample_cli_writes_storyboards_in_all_modes(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["no_backbone", "short_story", "corrupt_frame", "missing_frame", "bad_key",
-                                     "bad_resolution"])
+                                     "bad_resolution", "bad_schedule"])
 def test_bad_input_is_one_line(trained_run, tmp_path, problem, capsys):
     run = trained_run
     story = tmp_path / "story.txt"
@@ -106,6 +122,10 @@ def test_bad_input_is_one_line(trained_run, tmp_path, problem, capsys):
         cfg = tmp_path / "res.yaml"
         cfg.write_text(f"pretrained: {trained_backbone(run)}\nresolution: 18\ndevice: cpu\n")
         args = ["train", "--config", str(cfg)]
+    elif problem == "bad_schedule":
+        cfg = tmp_path / "schedule.yaml"
+        cfg.write_text(f"pretrained: {trained_backbone(run)}\nlr_schedule: linear\ndevice: cpu\n")
+        args = ["train", "--config", str(cfg)]
     elif problem == "no_backbone":
         cfg = tmp_path / "nobackbone.yaml"
         cfg.write_text(f"pretrained: {tmp_path / 'nowhere'}\ndevice: cpu\n")
@@ -121,5 +141,6 @@ def test_bad_input_is_one_line(trained_run, tmp_path, problem, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines and lines[-1].startswith("storyimager: error:"), lines
     expected = {"no_backbone": "nowhere", "short_story": "story.txt", "corrupt_frame": "1.png",
-                "missing_frame": "2.png", "bad_key": "learning_rate", "bad_resolution": "resolution 18"}[problem]
+                "missing_frame": "2.png", "bad_key": "learning_rate", "bad_resolution": "resolution 18",
+                "bad_schedule": "lr_schedule must be constant or cosine"}[problem]
     assert expected in lines[-1]

@@ -57,7 +57,9 @@ class StoryImagerConfig:
     batch_size: int = 1
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # linear warmup: warmup_steps + warmup_epochs x steps per epoch (ARLDM: 1 epoch)
+    warmup_epochs: int = 0
+    lr_schedule: str = "constant"  # constant after warmup | cosine (ARLDM: from 0 up, then cosine to 0, per step)
     grad_clip: float = 1.0
     mixed_precision: bool = False
     num_workers: int = 4
@@ -101,6 +103,8 @@ class StoryImagerConfig:
             bad(f"finetune must be lora or full, got {self.finetune!r}")
         if len(self.mask_probs) != 3 or min(self.mask_probs) < 0 or sum(self.mask_probs) <= 0:
             bad(f"mask_probs needs 3 non-negative weights (visualize, continue, complete), got {self.mask_probs}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            bad(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.eval_mode not in ("visualize", "continue"):
             bad(f"eval_mode must be visualize or continue, got {self.eval_mode!r}")
         if not self.fid_protocols or set(self.fid_protocols) - {"arldm64", "pytorch-fid"}:

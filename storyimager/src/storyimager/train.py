@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,17 @@ def load_trained(path: str | Path, device: str | None = None, **overrides) -> St
     except KeyError as err:
         raise DataFormatError(path, f"does not fit the backbone in {config.pretrained} ({err})") from None
     return model.eval()
+
+
+def lr_scale(step: int, total: int, warmup: int, schedule: str) -> float:
+    """The learning-rate factor of 0-indexed ``step`` of ``total``. ``constant``: linear warmup to 1 over ``warmup``
+    steps, then 1. ``cosine``: ARLDM's ``LinearWarmupCosineAnnealingLR`` stepped per batch (pl_bolts, start and end
+    factor 0): step / (warmup - 1) during warmup, then 0.5 (1 + cos(pi (step - warmup) / (total - warmup)))."""
+    if schedule == "constant":
+        return min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if step < warmup:
+        return step / max(1, warmup - 1)
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
@@ -135,6 +147,7 @@ def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Pa
     log.info("training %s: %d stories, %d steps per epoch, %d trainable / %d parameters%s", config.dataset,
              len(data), per_epoch, sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), label)
     probs = tuple(config.mask_probs)
+    warmup = config.warmup_steps + config.warmup_epochs * per_epoch
     losses: list[float] = [] if state is None else state["log_window"]  # the losses of the record in progress
 
     def checkpoint() -> None:
@@ -155,9 +168,9 @@ def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Pa
         for batch in bar:
             gen = step_generator(config.seed, dist.rank, step)
             masks = sample_masks(len(batch["captions"]), config.frames, probs, gen)
-            lr_scale = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+            scale = lr_scale(step, per_epoch * config.epochs, warmup, config.lr_schedule)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * lr_scale
+                group["lr"] = config.lr * scale
             with torch.autocast(dist.device.type, torch.bfloat16,
                                 enabled=config.mixed_precision and dist.device.type == "cuda"):
                 loss = net(batch["images"].to(dist.device), batch["captions"], masks, gen)
