@@ -4,8 +4,7 @@ after conversion, and ``convert`` / ``eval`` / ``train --init-from`` through the
 ``official_shapes`` and ``official_forward`` are written here from reading the official code (``model/models.py``,
 ``Preprocessing.py``, ``GraphNN.py``, ``Attention.py``, ``AnswerDecoder.py``, ``utils.py``, ``fusions/fusions.py``),
 not taken from ``dualvgr.official``: four GAT heads per graph, each with its own ``W`` and ``a`` over [Wh_i; Wh_j].
-The width is 768 because the official view attention's hidden layer is ``module_dim`` wide while ours is 768 at
-every width (the two agree only at the paper's 768).
+A narrow width keeps the tests fast; every layer's width follows ``module_dim`` in both codes.
 """
 
 import pytest
@@ -20,7 +19,7 @@ from dualvgr.model import DualVGR
 from dualvgr.official import official_layout, to_ours
 from dualvgr.train import initial_weights
 
-DIM = 768
+DIM = 64
 
 
 def _linear(name, fan_in, fan_out, bias=True):
@@ -196,18 +195,18 @@ def test_the_converted_model_gives_the_official_logits_and_common_graphs():
     model.load_state_dict(ours)
     with torch.no_grad():
         logits, trace = model(*inputs)
-        assert (logits - expected).abs().max() < 1e-5, (logits - expected).abs().max()
+        assert (logits - expected).abs().max() < 1e-6, (logits - expected).abs().max()  # float32 noise: ~5e-8
         for ours_app, ours_mot, (app, mot) in zip(trace.common_app, trace.common_mot, commons, strict=True):
-            assert torch.allclose(ours_app, app, atol=1e-5) and torch.allclose(ours_mot, mot, atol=1e-5)
+            assert torch.allclose(ours_app, app, atol=1e-6) and torch.allclose(ours_mot, mot, atol=1e-6)
         for gat in ("gat_app", "gat_common_mot"):
             src, dst = f"units.1.{gat}.attn_src", f"units.1.{gat}.attn_dst"
             model.load_state_dict({**ours, src: ours[dst], dst: ours[src]})
-            assert (model(*inputs)[0] - expected).abs().max() > 1e-4
+            assert (model(*inputs)[0] - expected).abs().max() > 1e-5
 
 
 @pytest.fixture
 def official_run(config, tmp_path):
-    """A YAML config of a 768-wide, one-unit DualVGR on the tiny data (lr 0, so training keeps the weights), an
+    """A YAML config of a narrow, one-unit DualVGR on the tiny data (lr 0, so training keeps the weights), an
     official checkpoint of that size in the official trainer's layout (saved under nn.DataParallel: ``module.``),
     its official state dict and the state dict of ours it maps to."""
     values = {k: v for k, v in vars(config(module_dim=DIM, unit_layers=1, lr=0.0, epochs=1, batch_size=84)).items()

@@ -91,9 +91,10 @@ class PunishedGAT(nn.Module):
 
 
 class ViewAttention(nn.Module):
-    def __init__(self, dim: int = 768, hidden: int = 768):
+    def __init__(self, dim: int = 768):
+        """Score MLP dim -> dim -> 1 (official ``AttentionSFGCN(module_dim, module_dim)``)."""
         super().__init__()
-        self.project = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))
+        self.project = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1, bias=False))
 
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """views [B, V, N, D] -> fused [B, N, D], weights [B, V, N, 1] (sum to 1 over V)."""
