@@ -46,5 +46,5 @@ def test_bench_prints_what_it_timed_with_the_threads_asked_for_and_no_stored_com
     finally:
         torch.set_num_threads(before)
     out = capsys.readouterr().out
-    assert "cpu, 1 threads, appearance LSTM: auto" in out and "step " in out
+    assert "cpu, 1 threads, appearance LSTM: nn" in out and "step " in out
     assert "official" not in out and "goal" not in out and "x (" not in out

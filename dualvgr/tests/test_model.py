@@ -151,17 +151,13 @@ def test_official_initialisation():
     assert emb.min() >= -1 and emb.max() <= 1 and emb.std() > 0.5
 
 
-def test_appearance_lstm_is_the_hand_written_kernel_on_cpu_and_nn_lstm_on_cuda(monkeypatch):
-    """``auto`` (the default) picks the CPU-tuned BiLSTM only on CPU, where it was measured faster; on CUDA
-    ``nn.LSTM`` (cuDNN); ``fused`` / ``nn`` force one; the forward runs the kernel the choice names."""
+def test_appearance_lstm_runs_nn_lstm_by_default_and_the_hand_written_kernel_only_when_asked(monkeypatch):
+    """The default ``nn`` runs ``nn.LSTM``'s kernel (oneDNN on CPU, cuDNN on CUDA) on every device; ``fused`` runs
+    the hand-written one; both give the same output."""
     import dualvgr.encoders as encoders
 
-    model = DualVGR(20, 5, module_dim=8, vision_dim=6, word_dim=4)
-    enc = model.appearance_encoder
-    assert enc.lstm_path == "auto"
-    assert enc.path_on(torch.device("cpu")) == "fused" and enc.path_on(torch.device("cuda")) == "nn"
-    assert encoders.AppearanceEncoder(6, 8, "fused").path_on(torch.device("cuda")) == "fused"
-    assert encoders.AppearanceEncoder(6, 8, "nn").path_on(torch.device("cpu")) == "nn"
+    enc = DualVGR(20, 5, module_dim=8, vision_dim=6, word_dim=4).appearance_encoder
+    assert enc.lstm_path == "nn"
     with pytest.raises(ValueError, match="lstm_path"):
         encoders.AppearanceEncoder(6, 8, "cudnn")
     calls = []
@@ -169,6 +165,6 @@ def test_appearance_lstm_is_the_hand_written_kernel_on_cpu_and_nn_lstm_on_cuda(m
     monkeypatch.setattr(encoders, "bilstm_final_states", lambda x, lstm: calls.append(1) or real(x, lstm))
     frames = torch.randn(2, 3, 4, 6)
     enc.eval()
-    out = {path: (setattr(enc, "lstm_path", path), enc(frames))[1] for path in ("auto", "nn")}
-    assert calls == [1]  # auto on CPU: the hand-written kernel; nn: not
-    assert torch.allclose(out["auto"], out["nn"], atol=1e-6)
+    out = {path: (setattr(enc, "lstm_path", path), enc(frames))[1] for path in ("nn", "fused")}
+    assert calls == [1]  # nn: not the hand-written kernel; fused: it
+    assert torch.allclose(out["nn"], out["fused"], atol=1e-6)

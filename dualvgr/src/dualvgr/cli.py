@@ -99,8 +99,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--answers", type=int, default=4002, help="answer classes")
     b.add_argument("--question-len", type=int, default=20, help="padded question width")
     b.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
-    b.add_argument("--lstm", nargs="+", default=["auto"], choices=("auto", "fused", "nn"),
-                   help="appearance BiLSTM implementation(s) to time (auto: hand-written on CPU, nn.LSTM/cuDNN else)")
+    b.add_argument("--lstm", nargs="+", default=["nn"], choices=("nn", "fused"),
+                   help="appearance BiLSTM kernel(s) to time (nn: nn.LSTM, oneDNN/cuDNN; fused: the hand-written one)")
     b.set_defaults(func=_bench)
 
     add_reproduce_command(sub, "dualvgr", "a prepared dataset folder; its name picks configs/<name>.yaml")

@@ -6,10 +6,11 @@
   vector q = Drop_.18([h_fwd; h_bwd]) [B, 768].
 - ``AppearanceEncoder``: per clip, a BiLSTM (2048 -> 2 x 384) over its 16 frame features with input
   tanh(Drop_.15(f)); a_n = Drop_.18([h_fwd; h_bwd]) -> A [B, N, 768]. The LSTM runs through
-  ``bilstm.bilstm_final_states`` (the same ``nn.LSTM`` parameters and function with a hand-written backward;
-  this LSTM is most of a CPU training step) or through ``nn.LSTM``'s own kernel (cuDNN on CUDA). ``lstm_path``
-  ``auto`` (default) takes the hand-written one on CPU, where it was measured faster, and ``nn.LSTM`` elsewhere;
-  ``fused`` / ``nn`` force one.
+  ``nn.LSTM``'s own kernel (oneDNN on CPU, cuDNN on CUDA; ``lstm_path: nn``, the default) or through
+  ``bilstm.bilstm_final_states`` (``fused``: the same parameters and function with a hand-written backward). This
+  LSTM is most of a CPU training step; ``nn`` was measured faster on this project's CPU machine on 2026-12-07
+  (README, Benchmark), ``fused`` on the one of 2026-12-02, so both stay and ``dualvgr bench --lstm nn fused``
+  times them on yours.
   The frame features are inputs, never trained through.
 The motion projection is a plain Linear(2048 -> 768) and lives in ``model.DualVGR``.
 """
@@ -61,13 +62,13 @@ class QuestionEncoder(nn.Module):
         return words, tokens, self.sentence_dropout(_last_states(h_n))
 
 
-LSTM_PATHS = ("auto", "fused", "nn")
+LSTM_PATHS = ("nn", "fused")
 
 
 class AppearanceEncoder(nn.Module):
-    """``lstm_path`` picks ``bilstm_final_states`` or ``nn.LSTM``'s own kernel (the same function) per device."""
+    """``lstm_path`` picks ``nn.LSTM``'s own kernel or ``bilstm_final_states`` (the same function)."""
 
-    def __init__(self, vision_dim: int = 2048, module_dim: int = 768, lstm_path: str = "auto"):
+    def __init__(self, vision_dim: int = 2048, module_dim: int = 768, lstm_path: str = "nn"):
         super().__init__()
         if lstm_path not in LSTM_PATHS:
             raise ValueError(f"lstm_path must be one of {', '.join(LSTM_PATHS)}, got {lstm_path!r}")
@@ -76,15 +77,9 @@ class AppearanceEncoder(nn.Module):
         self.lstm = nn.LSTM(vision_dim, module_dim // 2, bidirectional=True)
         self.output_dropout = nn.Dropout(0.18)
 
-    def path_on(self, device: torch.device) -> str:
-        """``fused`` or ``nn``: the LSTM kernel a forward on ``device`` runs."""
-        if self.lstm_path != "auto":
-            return self.lstm_path
-        return "fused" if device.type == "cpu" else "nn"
-
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames`` [B, N, F, D] -> clip features A [B, N, 768]."""
         x = dropped_tanh_time_major(frames, self.input_dropout.p, self.training)  # [F, B*N, D]
-        fused = self.path_on(x.device) == "fused"
+        fused = self.lstm_path == "fused"
         states = bilstm_final_states(x, self.lstm) if fused else _last_states(self.lstm(x)[1][0])
         return self.output_dropout(states).view(frames.size(0), frames.size(1), -1)
