@@ -2,6 +2,7 @@
 
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from befa.cli import main
 from befa.config import BeFAConfig, load_config
 from befa.experiment import compare
 from befa.train import build_model, load_data, trainer
+from common.bad_input_check import one_line_error, run_unprivileged
 from common.checkpoints import read_checkpoint
 from common.data.clip_weights import write_random_clip
 from common.metrics.ranking import popularity_baseline
@@ -140,6 +142,25 @@ def test_every_command_has_help(capsys):
         with pytest.raises(SystemExit) as exit_:
             main([*cmd, "--help"])
         assert exit_.value.code == 0
+
+
+def test_an_unreadable_interaction_file_and_a_resume_without_checkpoint_are_one_line_and_leave_nothing(tiny,
+                                                                                                     tmp_path):
+    """Mode 000 (read without root's capabilities): one line naming the file; --resume of a run that does not exist:
+    one line naming the folder; neither writes a run folder or a cache."""
+    data = tmp_path / "locked"
+    data.mkdir()
+    for f in tiny.iterdir():
+        (data / f.name.replace("tiny", "locked")).write_bytes(f.read_bytes())
+    (data / "locked.inter").chmod(0)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {data}\ndataset: locked\ncache_dir: {tmp_path / 'cache'}\n"
+                      f"runs_dir: {tmp_path / 'runs'}\n")
+    train = [sys.executable, "-m", "befa.cli", "train", "--config", str(config)]
+    one_line_error(run_unprivileged(train), "locked.inter", "Permission denied")
+    (data / "locked.inter").chmod(0o644)
+    one_line_error(run_unprivileged([*train, "--resume", "--run-name", "typo"]), "typo", "nothing to resume")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
 
 def test_bad_config_values_are_one_line_errors(tiny, tmp_path, capsys):

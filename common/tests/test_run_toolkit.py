@@ -7,7 +7,7 @@ import torch
 
 from common.cli import reproduce_config, run_cli
 from common.configs import load_config
-from common.errors import DataFormatError
+from common.errors import DataFormatError, require_file
 from common.fit import Progress
 from common.io import atomic_save, truncate_metrics
 
@@ -86,6 +86,17 @@ def test_run_cli_turns_bad_input_into_one_line_and_status_2(capsys):
     assert run_cli("prog cmd", bad) == 2
     assert capsys.readouterr().err == "prog cmd: error: f.yaml: broken\n"
     assert run_cli("prog cmd", lambda: None) == 0
+
+
+def test_run_cli_turns_a_file_the_system_cannot_open_into_one_line_naming_it(tmp_path, capsys):
+    for path, reason in ((tmp_path, "Is a directory"), (tmp_path / "none.inter", "No such file or directory")):
+        assert run_cli("prog cmd", lambda p=path: open(p).close()) == 2
+        assert capsys.readouterr().err == f"prog cmd: error: {path}: {reason}\n"
+
+
+def test_require_file_says_when_a_directory_stands_where_a_file_should(tmp_path):
+    with pytest.raises(DataFormatError, match="interaction file expected, found a directory"):
+        require_file(tmp_path, "interaction file")
 
 
 def test_reproduce_config_writes_synthetic_data_once_and_picks_real_configs(tmp_path, capsys):

@@ -5,6 +5,7 @@ import sys
 
 import yaml
 
+from common.bad_input_check import one_line_error
 from common.cli import contract_violations
 from common.resume_check import kill_then_resume, records
 from dualvgr.cli import parser
@@ -30,6 +31,15 @@ def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(config, t
     assert records(runs / "straight") == records(runs / "killed")
     assert len(records(runs / "killed")["metrics.jsonl"]) == 3
     assert (runs / "straight" / "results.md").read_text() == (runs / "killed" / "results.md").read_text()
+
+
+def test_resume_without_a_checkpoint_names_the_run_folder_and_starts_nothing(config, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in vars(config()).items() if k not in ("run_name", "device")}))
+    done = subprocess.run([sys.executable, "-m", "dualvgr.cli", "train", "--config", str(path), "--run-name", "typo",
+                           "--resume", "--device", "cpu"], capture_output=True, text=True)
+    one_line_error(done, str(tmp_path / "runs" / "msvd-qa" / "typo"), "nothing to resume")
+    assert not (tmp_path / "runs" / "msvd-qa" / "typo").exists()
 
 
 def test_bench_prints_what_it_timed_with_the_threads_asked_for_and_no_stored_comparison(capsys):

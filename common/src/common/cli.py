@@ -118,13 +118,24 @@ def cli_logging() -> None:
 
 
 def run_cli(prog: str, command: Callable[[], None]) -> int:
-    """Run a CLI command; bad input becomes one line on stderr and exit status 2, never a traceback."""
+    """Run a CLI command; bad input (the projects' errors, and a file the system cannot open: missing, unreadable,
+    a directory) becomes one line on stderr and exit status 2, never a traceback."""
     try:
         command()
     except (DataFormatError, WeightsNotFoundError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"{prog}: error: {os_error_line(err)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def os_error_line(err: OSError) -> str:
+    """'<file>: <reason>' (e.g. '/data/baby.inter: Permission denied'), or the error's own text without a file."""
+    if err.filename is None:
+        return " ".join(str(err).split())
+    return f"{err.filename}: {err.strerror or type(err).__name__}"
 
 
 def reproduce_config(prog: str, data: str | None, configs: Path, synthetic_dir: Path,

@@ -34,6 +34,8 @@ class WeightsNotFoundError(FileNotFoundError):
 def require_file(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` as a Path, or raise DataFormatError if it is not an existing file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, f"{what} expected, found a directory")
     if not path.is_file():
         raise DataFormatError(path, f"{what} not found")
     return path
