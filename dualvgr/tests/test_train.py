@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -157,3 +158,68 @@ def test_bad_input_is_one_line(config, tmp_path, tiny_data, capsys, case):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and err[0].startswith("dualvgr "), err
+
+
+def _with_nan_features(tiny_data, tmp_path, kind, row=3):
+    import h5py
+
+    data = tmp_path / "nan-data"
+    data.mkdir()
+    for f in os.listdir(tiny_data):
+        (data / f).write_bytes((tiny_data / f).read_bytes())
+    name = {"appearance": "resnet_features", "motion": "resnext_features"}[kind]
+    with h5py.File(data / f"msvd-qa_{kind}_feat.h5", "r+") as h5:
+        values = h5[name][row]
+        values.flat[0] = np.nan
+        h5[name][row] = values
+    return data
+
+
+@pytest.mark.parametrize("kind", ["appearance", "motion"])
+def test_nan_features_are_one_line_naming_file_and_row_before_any_run_folder(config, tmp_path, tiny_data, capsys,
+                                                                             kind):
+    data = _with_nan_features(tiny_data, tmp_path, kind)
+    assert cli.main(["train", "--config", _write(tmp_path, config(), data=str(data))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"msvd-qa_{kind}_feat.h5" in err[0] and "row 3 holds NaN" in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_nan_features_read_per_item_are_one_line_naming_file_and_row(tiny_data, tmp_path):
+    from common.data.videoqa import load_videoqa
+
+    row = int(load_videoqa(tiny_data, "msvd-qa", "train", num_clips=3, feature_dim=48).app_rows[0])
+    dataset = load_videoqa(_with_nan_features(tiny_data, tmp_path, "appearance", row), "msvd-qa", "train",
+                           num_clips=3, feature_dim=48)  # streamed: each item read when asked for
+    with pytest.raises(DataFormatError, match=f"resnet_features row {row} holds NaN"):
+        dataset[0]
+
+
+def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_checkpoint(config, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """NaN injected into the first loss of epoch 1: one line naming epoch, step and term, no update, and last.pt
+    byte for byte the one written after epoch 0; metrics.jsonl holds only the finite epoch."""
+    run = tmp_path / "runs" / "msvd-qa" / "run"
+    seen = {"epochs": 0, "last": None}
+    real_epoch, real_loss = train_module.Trainer.train_epoch, train_module.dualvgr_loss
+
+    def train_epoch(self, save=None):
+        seen["epochs"] += 1
+        if seen["epochs"] == 2:
+            seen["last"] = (run / "checkpoints" / "last.pt").read_bytes()
+        return real_epoch(self, save)
+
+    def loss(*args):
+        total, parts = real_loss(*args)
+        if seen["epochs"] == 2:
+            return total * float("nan"), {**parts, "ce": float("nan")}
+        return total, parts
+
+    monkeypatch.setattr(train_module.Trainer, "train_epoch", train_epoch)
+    monkeypatch.setattr(train_module, "dualvgr_loss", loss)
+    assert cli.main(["train", "--config", _write(tmp_path, config(epochs=3)), "--run-name", "run"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "loss term 'ce' is nan at epoch 1, step 0" in err.strip().splitlines()[-1], err
+    assert err.strip().splitlines()[-1].startswith("dualvgr train: error:")  # after epoch 0's progress bars
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert (run / "checkpoints" / "last.pt").read_bytes() == seen["last"]

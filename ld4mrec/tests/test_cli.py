@@ -151,3 +151,32 @@ def test_resume_without_a_checkpoint_names_the_run_folder_and_starts_nothing(tin
                            "--run-name", "typo"], capture_output=True, text=True)
     one_line_error(done, str(tmp_path / "runs" / "tiny" / "typo"), "nothing to resume")
     assert not (tmp_path / "runs" / "tiny" / "typo").exists()
+
+
+def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_checkpoint(tiny_data, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """A NaN injected into the first loss of epoch 1: training stops before that update, one line naming epoch,
+    step and term, and last.pt is byte for byte the one written after epoch 0."""
+    from ld4mrec.model import LD4MRec
+    from ld4mrec.train import Trainer
+
+    run = tmp_path / "runs" / "tiny" / "r"
+    seen = {"epochs": 0, "last": None}
+    real_epoch, real_loss = Trainer.train_epoch, LD4MRec.loss
+
+    def train_epoch(self):
+        seen["epochs"] += 1
+        if seen["epochs"] == 2:
+            seen["last"] = (run / "checkpoints" / "last.pt").read_bytes()
+        return real_epoch(self)
+
+    def loss(self, *args):
+        out = real_loss(self, *args)
+        return out * float("inf") if seen["epochs"] == 2 else out
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    monkeypatch.setattr(LD4MRec, "loss", loss)
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data, epochs=3)), "--run-name", "r"]) == 2
+    one_line(capsys, "loss term 'loss' is inf at epoch 1, step 0", "last.pt")
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert (run / "checkpoints" / "last.pt").read_bytes() == seen["last"]

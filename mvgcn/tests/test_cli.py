@@ -148,3 +148,43 @@ def test_resume_without_a_checkpoint_names_the_run_folder_and_starts_nothing(tin
                            "--run-name", "typo"], capture_output=True, text=True)
     one_line_error(done, str(tmp_path / "runs" / "tiny" / "typo"), "nothing to resume")
     assert not (tmp_path / "runs" / "tiny" / "typo").exists()
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_checkpoint(tiny_data, tmp_path, capsys,
+                                                                                          monkeypatch, skip):
+    """A NaN injected into the first loss of epoch 1: training stops before that update, one line naming epoch,
+    step and term, and last.pt is byte for byte the one written after epoch 0; with skip_nonfinite the step is
+    skipped and the run ends normally with finite records."""
+    from mvgcn.model import MGCN
+    from mvgcn.train import BPRTrainer
+
+    run = tmp_path / "runs" / "tiny" / "r" / "cl_loss=0.01"
+    seen = {"epochs": 0, "last": None}
+    real_epoch, real_loss = BPRTrainer.train_epoch, MGCN.loss
+
+    def train_epoch(self):
+        seen["epochs"] += 1
+        if seen["epochs"] == 2:
+            seen["last"] = (run / "checkpoints" / "last.pt").read_bytes()
+        return real_epoch(self)
+
+    def loss(self, *args):
+        out = real_loss(self, *args)
+        if seen["epochs"] == 2 and seen.get("poisoned") is None:
+            seen["poisoned"] = True
+            out = {**out, "bpr": out["bpr"] * float("nan"), "total": out["total"] * float("nan")}
+        return out
+
+    monkeypatch.setattr(BPRTrainer, "train_epoch", train_epoch)
+    monkeypatch.setattr(MGCN, "loss", loss)
+    config = write_config(tmp_path, tiny_data, epochs=3, skip_nonfinite=str(skip).lower())
+    code = main(["train", "--config", str(config), "--run-name", "r"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    if skip:
+        assert code == 0 and len(records) == 3
+        assert all(np.isfinite(r["loss"]["bpr"]) for r in records)
+        return
+    assert code == 2
+    assert_one_line_error(capsys, "loss term 'bpr' is nan at epoch 1, step 0", "last.pt")
+    assert len(records) == 1 and (run / "checkpoints" / "last.pt").read_bytes() == seen["last"]

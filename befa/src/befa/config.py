@@ -65,6 +65,7 @@ class BeFAConfig:
     learning_rate: float = 1e-3
     learning_rate_scheduler: list[float] = field(default_factory=lambda: [0.96, 50.0])
     stopping_step: int = 10
+    skip_nonfinite: bool = False  # a NaN/inf loss: stop (one line, last.pt kept) or skip that update, counted
     valid_metric: str = "recall@20"
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
     device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from common.configs import device_name
-from common.errors import DataFormatError, WeightsNotFoundError
+from common.errors import DataFormatError, NonFiniteLoss, WeightsNotFoundError
 
 VERBS = ("train", "eval", "bench", "reproduce")  # every CLI has these, in this order, before its own
 RUN_FLAGS = ("--config", "--data", "--resume", "--run-name", "--epochs", "--device", "--runs-dir")
@@ -119,10 +119,11 @@ def cli_logging() -> None:
 
 def run_cli(prog: str, command: Callable[[], None]) -> int:
     """Run a CLI command; bad input (the projects' errors, and a file the system cannot open: missing, unreadable,
-    a directory) becomes one line on stderr and exit status 2, never a traceback."""
+    a directory) and a loss that became NaN or infinite become one line on stderr and exit status 2, never a
+    traceback."""
     try:
         command()
-    except (DataFormatError, WeightsNotFoundError) as err:
+    except (DataFormatError, WeightsNotFoundError, NonFiniteLoss) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:

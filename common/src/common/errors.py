@@ -17,6 +17,10 @@ class DataFormatError(ValueError):
         super().__init__(f"{self.path}: {self.problem}")
 
 
+class NonFiniteLoss(ArithmeticError):
+    """A training loss became NaN or infinite; ``str(err)`` is one line naming the epoch, the step and the term."""
+
+
 class WeightsNotFoundError(FileNotFoundError):
     """A pretrained weights file named in a config does not exist.
 

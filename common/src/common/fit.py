@@ -7,12 +7,15 @@ import dataclasses
 import inspect
 import json
 import logging
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from common.checkpoints import read_checkpoint
+from common.errors import NonFiniteLoss
 from common.io import atomic_save, truncate_metrics
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,26 @@ class Progress:
         self.bad_epochs += 1
         self.stopped = self.bad_epochs > stopping_step
         return False
+
+
+def finite_step(terms: Mapping[str, object], epoch: int, step: int, skip: bool = False) -> bool:
+    """True when every loss term (a number or a one-element tensor) is finite. Otherwise False with ``skip`` (the
+    caller drops the update and counts it), else ``NonFiniteLoss`` naming the epoch, the step and the first bad term,
+    raised before the update, so ``last.pt`` keeps the last finite state."""
+    for name, value in terms.items():
+        value = float(value.detach() if hasattr(value, "detach") else value)
+        if not math.isfinite(value):
+            if skip:
+                return False
+            raise NonFiniteLoss(f"loss term '{name}' is {value} at epoch {epoch}, step {step}: training stopped "
+                                f"before that update (checkpoints/last.pt holds the last finite state; "
+                                f"skip_nonfinite: true skips such steps instead)")
+    return True
+
+
+def log_skipped(skipped: int, epoch: int) -> None:
+    if skipped:
+        log.warning("epoch %d: %d step(s) with a non-finite loss skipped (skip_nonfinite)", epoch, skipped)
 
 
 class EpochTrainer(Protocol):
@@ -94,9 +117,15 @@ def fit(trainer: EpochTrainer, run_dir: str | Path, *, epochs: int, stopping_ste
         improved = progress.record(valid, test, valid_metric, stopping_step)
         if improved:
             atomic_save({**trainer.best_checkpoint(), "epoch": progress.epoch}, best)
+        record = {"epoch": progress.epoch, "train_seconds": round(train_s, 3), "loss": loss, "valid": valid,
+                  "test": test, "best": improved}
+        try:
+            line = json.dumps(record, allow_nan=False)  # strict JSON: never a bare NaN or Infinity
+        except ValueError:
+            raise NonFiniteLoss(f"epoch {progress.epoch} ended with a non-finite loss or metric ({record}); "
+                                "training stopped (checkpoints/last.pt holds the last finite state)") from None
         with metrics.open("a") as f:
-            f.write(json.dumps({"epoch": progress.epoch, "train_seconds": round(train_s, 3), "loss": loss,
-                                "valid": valid, "test": test, "best": improved}) + "\n")
+            f.write(line + "\n")
         total = sum(loss.values()) if isinstance(loss, dict) else loss
         log.info("%sepoch %d  loss %.5f  valid %s %.4f  test %.4f%s  (%.1fs)", label, progress.epoch, total,
                  valid_metric, valid[valid_metric], test[valid_metric], "  *" if improved else "", train_s)

@@ -48,6 +48,7 @@ class DualVGRConfig:
     lr_decay: float = 0.5
     grad_clip: float = 12.0
     stopping_step: int = 1000  # the official code trains every epoch; early stopping is off by default
+    skip_nonfinite: bool = False  # a NaN/inf loss: stop (one line, last.pt kept) or skip that update, counted
     seed: int = 666
     device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU
 

@@ -28,7 +28,7 @@ from common.configs import save_config
 from common.data.videoqa import VideoQADataset, load_videoqa
 from common.distributed import Dist
 from common.errors import DataFormatError
-from common.fit import Progress, fit, plot_curves
+from common.fit import Progress, finite_step, fit, log_skipped, plot_curves
 from common.metrics.videoqa import videoqa_accuracy
 from common.reports import write_run_report
 from common.rng import rng_state, set_rng_state, set_seed
@@ -131,7 +131,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(self.epoch)
         batches = epoch_batches(len(self.train_set), config.batch_size, config.seed + self.epoch, self.where)
-        done, sums = self.step_in_epoch, dict(self.loss_sums)
+        done, sums, skipped = self.step_in_epoch, dict(self.loss_sums), 0
         self.net.train()
         loader = iter(self._loader(self.train_set, batches[done:]))  # draws its base seed from the global RNG
         if self.rng_in_epoch is not None:  # resumed mid-epoch: the RNG as it was after that batch, past the draw
@@ -143,6 +143,10 @@ class Trainer:
             batch = to_device(batch, self.where.device)
             logits, trace = self.net(*(batch[k] for k in INPUTS))
             loss, parts = dualvgr_loss(logits, batch["answer"], trace, config.alpha, config.beta)
+            if not finite_step({"ce": parts["ce"], "consistency": parts["consistency"], "hsic": parts["hsic"]},
+                               self.epoch, i - 1, config.skip_nonfinite):
+                skipped += 1
+                continue
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
@@ -157,8 +161,10 @@ class Trainer:
         if self.where.world_size > 1:  # BatchNorm running stats: rank 0's everywhere, so eval and checkpoints agree
             for buffer in self.model.buffers():
                 torch.distributed.broadcast(buffer, src=0)
+        log_skipped(skipped, self.epoch)
         self.epoch, self.step_in_epoch, self.loss_sums = self.epoch + 1, 0, {k: 0.0 for k in sums}
-        return distributed.mean_across({k: v / len(batches) for k, v in sums.items()}, self.where.device)
+        return distributed.mean_across({k: v / max(1, len(batches) - skipped) for k, v in sums.items()},
+                                       self.where.device)
 
     @torch.inference_mode()
     def predict(self, dataset: VideoQADataset) -> torch.Tensor:

@@ -58,6 +58,7 @@ class LD4MRecConfig:
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
     stopping_step: int = 20
+    skip_nonfinite: bool = False  # a NaN/inf loss: stop (one line, last.pt kept) or skip that update, counted
     valid_metric: str = "recall@20"
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
     device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU

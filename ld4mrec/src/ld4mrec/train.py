@@ -17,7 +17,7 @@ from tqdm import tqdm
 from common.checkpoints import load_weights
 from common.configs import save_config
 from common.data.mmrec import MMRecData, load_mmrec
-from common.fit import Progress, fit
+from common.fit import Progress, finite_step, fit, log_skipped
 from common.metrics.ranking import evaluate_full_ranking
 from common.rng import rng_state, set_rng_state, set_seed
 from ld4mrec.config import LD4MRecConfig
@@ -88,17 +88,19 @@ class Trainer:
 
     def train_epoch(self) -> float:
         batches = torch.from_numpy(self.rng.permutation(self.users)).split(self.config.batch_size)
-        total = 0.0
-        for users in tqdm(batches, desc=f"epoch {self.epoch}", leave=False, disable=None):
+        total, skipped = 0.0, 0
+        for step, users in enumerate(tqdm(batches, desc=f"epoch {self.epoch}", leave=False, disable=None)):
             loss = self.model.loss(users.to(self.config.device), self.generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {self.epoch}")
+            if not finite_step({"loss": loss}, self.epoch, step, self.config.skip_nonfinite):
+                skipped += 1
+                continue
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += float(loss.detach())
+        log_skipped(skipped, self.epoch)
         self.epoch += 1
-        return total / len(batches)
+        return total / max(1, len(batches) - skipped)
 
     def fit(self, resume: bool = False) -> Progress:
         save_config(self.config, self.run_dir / "config.yaml")

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from common.configs import save_config
 from common.data.bpr import BPRSampler
 from common.data.mmrec import MMRecData, load_mmrec
-from common.fit import Progress, fit
+from common.fit import Progress, finite_step, fit, log_skipped
 from common.metrics.ranking import evaluate_full_ranking
 from common.rng import rng_state, set_rng_state, set_seed
 from mvgcn.config import MGCNConfig
@@ -97,20 +97,22 @@ class BPRTrainer:
         """``pre_epoch()``, one pass over the shuffled BPR rows, one scheduler step; mean loss parts."""
         self.model.pre_epoch()
         sums: dict[str, float] = {}
-        dev = self.config.device
-        for users, pos, neg in tqdm(self.sampler.epoch(), total=len(self.sampler), desc=f"epoch {self.epoch}",
-                                    leave=False, disable=None):
+        dev, skipped = self.config.device, 0
+        for step, (users, pos, neg) in enumerate(tqdm(self.sampler.epoch(), total=len(self.sampler),
+                                                      desc=f"epoch {self.epoch}", leave=False, disable=None)):
             losses = self.model.loss(users.to(dev), pos.to(dev), neg.to(dev))
-            if not torch.isfinite(losses["total"]):
-                raise FloatingPointError(f"non-finite loss at epoch {self.epoch}")
+            if not finite_step(losses, self.epoch, step, self.config.skip_nonfinite):
+                skipped += 1
+                continue
             self.optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             self.optimizer.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
         self.scheduler.step()
+        log_skipped(skipped, self.epoch)
         self.epoch += 1
-        return {k: v / len(self.sampler) for k, v in sums.items() if k != "total"}
+        return {k: v / max(1, len(self.sampler) - skipped) for k, v in sums.items() if k != "total"}
 
     def fit(self, resume: bool = False, **resolved) -> Progress:
         save_config(self.config, self.run_dir / "config.yaml", **resolved)

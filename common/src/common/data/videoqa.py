@@ -175,7 +175,8 @@ class VideoQADataset(torch.utils.data.Dataset):
     Item: ``appearance`` float32 [C, 16, D], ``motion`` float32 [C, D], ``question`` int64 [Lmax],
     ``question_len``, ``answer``, ``question_type``, ``video_id``, ``question_id`` (int64 scalars).
     Features are read from the HDF5 files per item (one handle per worker process) or, with
-    ``in_memory``, loaded once.
+    ``in_memory``, loaded once; a row holding NaN or an infinity is a one-line error naming the file and the row
+    (when loaded, else when read).
     """
 
     def __init__(self, files: VideoQAFiles, num_clips: int, feature_dim: int = 2048, svqa: bool = False,
@@ -227,9 +228,13 @@ class VideoQADataset(torch.utils.data.Dataset):
     def _read(path: Path, name: str) -> np.ndarray:
         with _open_h5(path) as f:
             try:
-                return f[name][()].astype(np.float32)
+                feats = f[name][()].astype(np.float32)
             except OSError as err:
                 raise DataFormatError(path, f"{name} unreadable ({_reason(err)})") from None
+        finite = np.isfinite(feats.reshape(len(feats), -1)).all(axis=1)
+        if not finite.all():
+            raise DataFormatError(path, f"{name} row {int(np.argmin(finite))} holds NaN or infinite values")
+        return feats
 
     def __getstate__(self) -> dict:  # h5py handles do not cross process boundaries (DataLoader workers)
         return {**self.__dict__, "_handles": None}
@@ -249,6 +254,8 @@ class VideoQADataset(torch.utils.data.Dataset):
                 out.append(handle[name][rows[index]].astype(np.float32))
             except OSError as err:
                 raise DataFormatError(path, f"{name} row {rows[index]} unreadable ({_reason(err)})") from None
+            if not np.isfinite(out[-1]).all():
+                raise DataFormatError(path, f"{name} row {rows[index]} holds NaN or infinite values")
         return out[0], out[1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
