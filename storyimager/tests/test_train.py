@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -144,3 +145,45 @@ def test_bad_input_is_one_line(trained_run, tmp_path, problem, capsys):
                 "missing_frame": "2.png", "bad_key": "learning_rate", "bad_resolution": "resolution 18",
                 "bad_schedule": "lr_schedule must be constant or cosine"}[problem]
     assert expected in lines[-1]
+
+
+def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_checkpoint(config, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """NaN injected into the first loss of epoch 2: one line naming epoch, step and term, no update, last.pt byte
+    for byte the one written at the end of epoch 1; with skip_nonfinite the run ends and logs only finite losses."""
+    import dataclasses
+
+    from storyimager import train as train_module
+    from storyimager.model import StoryImager
+
+    seen = {"epochs": 0}
+    real_order, real_forward = train_module.epoch_order, StoryImager.forward
+
+    def order(n, seed, epoch):
+        seen["epochs"] += 1
+        if seen["epochs"] == 2:
+            seen["last"] = (tmp_path / "runs" / "smoke" / seen["run"] / "checkpoints" / "last.pt").read_bytes()
+        return real_order(n, seed, epoch)
+
+    def forward(self, *args):
+        out = real_forward(self, *args)
+        return out * float("nan") if seen["epochs"] == 2 else out
+
+    monkeypatch.setattr(train_module, "epoch_order", order)
+    monkeypatch.setattr(StoryImager, "forward", forward)
+    for run, skip in (("stop", False), ("skip", True)):
+        seen.update(epochs=0, run=run)
+        path = tmp_path / f"{run}.yaml"
+        path.write_text(yaml.safe_dump(dataclasses.asdict(config(epochs=3, run_name=run, skip_nonfinite=skip,
+                                                                 save_every=1000)), sort_keys=False))
+        code = main(["train", "--config", str(path)])
+        rows = [json.loads(line) for line in (tmp_path / "runs" / "smoke" / run / "metrics.jsonl").read_text()
+                .splitlines()]
+        assert all(np.isfinite(r["loss"]) for r in rows) and rows
+        if skip:
+            assert code == 0
+            continue
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("storyimager: error:") and "is nan at epoch 1, step 0" in err[-1], err[-3:]
+        assert (tmp_path / "runs" / "smoke" / run / "checkpoints" / "last.pt").read_bytes() == seen["last"]

@@ -61,6 +61,7 @@ class StoryImagerConfig:
     warmup_epochs: int = 0
     lr_schedule: str = "constant"  # constant after warmup | cosine (ARLDM: from 0 up, then cosine to 0, per step)
     grad_clip: float = 1.0
+    skip_nonfinite: bool = False  # a NaN/inf loss: stop (one line, last.pt kept) or skip that update, counted
     mixed_precision: bool = False
     num_workers: int = 4
     device: str = field(default_factory=auto_device)  # "auto": CUDA when present, else the CPU

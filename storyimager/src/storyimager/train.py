@@ -24,6 +24,7 @@ from common import distributed
 from common.checkpoints import read_checkpoint
 from common.configs import save_config
 from common.errors import DataFormatError
+from common.fit import finite_step
 from common.io import atomic_save, truncate_metrics
 from common.rng import rng_state, set_rng_state, set_seed
 from common.run_folder import check_run_directory, run_directory
@@ -148,6 +149,7 @@ def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Pa
              len(data), per_epoch, sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), label)
     probs = tuple(config.mask_probs)
     warmup = config.warmup_steps + config.warmup_epochs * per_epoch
+    skipped = 0
     losses: list[float] = [] if state is None else state["log_window"]  # the losses of the record in progress
 
     def checkpoint() -> None:
@@ -174,16 +176,20 @@ def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Pa
             with torch.autocast(dist.device.type, torch.bfloat16,
                                 enabled=config.mixed_precision and dist.device.type == "cuda"):
                 loss = net(batch["images"].to(dist.device), batch["captions"], masks, gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            if finite_step({"masked diffusion loss": loss}, epoch, done_in_epoch, config.skip_nonfinite):
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                losses.append(loss.item())
+            else:  # skip_nonfinite: no update, counted
+                skipped += 1
+                log.warning("step %d: non-finite loss, update skipped (%d so far)", step, skipped)
             step += 1
             done_in_epoch += 1
-            losses.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % config.log_every == 0 and dist.is_main:
+            if step % config.log_every == 0 and dist.is_main and losses:
                 with (run_dir / "metrics.jsonl").open("a") as f:
                     f.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": float(np.mean(losses))}) + "\n")
                 losses.clear()
