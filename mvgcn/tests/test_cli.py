@@ -9,6 +9,7 @@ import pytest
 
 from common.bad_input_check import one_line_error, run_unprivileged
 from common.resume_check import kill_then_resume, records
+from common.synthetic import mmrec as synthetic_mmrec
 from mvgcn.cli import main
 
 
@@ -188,3 +189,15 @@ def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_ch
     assert code == 2
     assert_one_line_error(capsys, "loss term 'bpr' is nan at epoch 1, step 0", "last.pt")
     assert len(records) == 1 and (run / "checkpoints" / "last.pt").read_bytes() == seen["last"]
+
+
+def test_eval_on_data_the_checkpoint_was_not_trained_on_is_one_line_before_any_graph_is_cached(tiny_data, tmp_path,
+                                                                                              capsys):
+    assert main(["train", "--config", str(write_config(tmp_path, tiny_data, epochs=1)), "--run-name", "r"]) == 0
+    other = synthetic_mmrec.write(tmp_path / "other" / "tiny", seed=2, n_users=120, n_items=80, image_dim=64, text_dim=32)
+    best = tmp_path / "runs" / "tiny" / "r" / "cl_loss=0.01" / "checkpoints" / "best.pt"
+    cached = sorted((tmp_path / "cache").rglob("*"))
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(best), "--data", str(other)]) == 2
+    assert_one_line_error(capsys, "best.pt", "does not match the data", "user_embedding.weight", "[120]")
+    assert sorted((tmp_path / "cache").rglob("*")) == cached
