@@ -13,13 +13,16 @@ Layout under a root such as ``data/birds`` (``tobran/DF-GAN:code/lib/datasets.py
 
 Captions are the non-blank lines of a text file. ``ClipTokenizer`` is GALIP's tokenisation,
 ``DamsmTokenizer`` the AttnGAN/DF-GAN DAMSM one; ``prepare_damsm_captions`` writes
-``captions_DAMSM.pickle`` for a new dataset.
+``captions_DAMSM.pickle`` for a new dataset. ``check_images_and_captions`` checks a split's files before a run
+starts (image headers, captions), without decoding pixels.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,7 @@ GALIP_COCO_IMAGE_DIR = "images/{folder}/jpg"
 COCO_FOLDERS = {"train": "train2014", "test": "val2014"}
 CLIP_SOT, CLIP_EOT, CLIP_CONTEXT = 49406, 49407, 77
 DAMSM_PICKLE = "captions_DAMSM.pickle"
+log = logging.getLogger(__name__)
 
 
 def _first_line(err: BaseException) -> str:
@@ -327,3 +331,50 @@ class TextImageDataset(torch.utils.data.Dataset):
             else:
                 item["tokens"], item["length"] = torch.stack(tokens), torch.tensor(lengths)
         return item
+
+
+def _check_image_header(path: Path, bbox: Sequence[int] | None) -> None:
+    """PIL identifies the file and reads its size from the header (no pixels decoded); CUB: the crop keeps some."""
+    try:
+        with Image.open(path) as im:
+            size, fmt = im.size, im.format
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DataFormatError(path, f"unreadable or corrupt image header ({_first_line(err)})") from None
+    if fmt is None or min(size) < 1:
+        raise DataFormatError(path, f"image header gives no format or an empty size ({size[0]}x{size[1]})")
+    if bbox is not None:
+        box = cub_crop_box(bbox, *size)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise DataFormatError(path, f"bounding box {tuple(bbox)} leaves nothing of the {size[0]}x{size[1]} image")
+
+
+def check_images_and_captions(*datasets: TextImageDataset, progress: bool = True) -> int:
+    """Check every file the ``datasets`` (e.g. a run's train and test splits) will read, before a run starts; logs
+    what it checked and the time it took, and returns the number of keys checked.
+
+    Per key: the caption file is UTF-8 with at least one (or ``captions_per_image``) non-blank caption, and with a
+    ``DamsmTokenizer`` every kept caption has a vocabulary word (what ``__getitem__`` would reject, checked without
+    drawing from the RNG); the image's header is identified by PIL with a format and a non-empty size (the pixels
+    are not decoded: a file corrupt past a valid header is found when read), and a CUB crop box leaves something of
+    it. The first bad file raises DataFormatError naming it. ``progress``: a tqdm bar (shown on a terminal only).
+    """
+    from tqdm import tqdm
+
+    start, n = time.perf_counter(), 0
+    for dataset in datasets:
+        vocabulary = dataset.tokenizer.wordtoix if isinstance(dataset.tokenizer, DamsmTokenizer) else None
+        for key in tqdm(dataset.keys, desc=f"checking {dataset.split} images and captions", unit="image",
+                        leave=False, disable=None if progress else True):
+            text_path = dataset.text_dir / f"{key}.txt"
+            captions = read_captions(text_path, dataset.captions_per_image)
+            if vocabulary is not None:
+                for j, caption in enumerate(captions):
+                    if not any(w in vocabulary for w in damsm_words(caption)):
+                        raise DataFormatError(text_path, f"caption {j + 1}: no word of {caption!r} is in the DAMSM "
+                                                         "vocabulary")
+            _check_image_header(dataset.image_path(key), None if dataset.bboxes is None else dataset.bboxes[key])
+        n += len(dataset.keys)
+    splits = " and ".join(d.split for d in datasets)
+    log.info("data check: %d image headers and caption files of %s %s in %.1f s", n, datasets[0].root, splits,
+             time.perf_counter() - start)
+    return n
