@@ -7,7 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from common.bad_input_check import one_line_error, run_unprivileged
+from common.bad_input_check import (
+    INTERACTION_FILE_CASES,
+    check_refused_resume,
+    one_line_error,
+    run_unprivileged,
+    spoil_interaction_file,
+)
 from common.resume_check import kill_then_resume, records
 from common.synthetic import mmrec as synthetic_mmrec
 from mvgcn.cli import main
@@ -122,33 +128,21 @@ def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(tiny_data
     assert [s["runs"] for s in summaries[:1]] == [s["runs"] for s in summaries[1:]]
 
 
-@pytest.mark.parametrize("case", ["unreadable", "directory", "header only", "empty"])
+@pytest.mark.parametrize("case", INTERACTION_FILE_CASES)
 def test_an_interaction_file_that_cannot_be_used_is_one_line_and_leaves_no_run_or_cache(tiny_data, tmp_path, case):
     """Mode 000 (read without root's capabilities), a directory in its place, only the header, or nothing: exit 2,
     one stderr line naming the file, no traceback, no run folder, no cache."""
     data = copy_dataset(tiny_data, tmp_path / "bad")
-    inter = data / "bad.inter"
-    if case == "unreadable":
-        inter.chmod(0)
-    elif case == "directory":
-        inter.unlink()
-        inter.mkdir()
-    else:
-        inter.write_text(inter.read_text().splitlines()[0] + "\n" if case == "header only" else "")
-    config = write_config(tmp_path, data)
-    done = run_unprivileged([sys.executable, "-m", "mvgcn.cli", "train", "--config", str(config)])
-    expected = {"unreadable": "Permission denied", "directory": "found a directory", "header only": "no interactions",
-                "empty": "header lacks"}[case]
-    one_line_error(done, "bad.inter", expected)
+    expected = spoil_interaction_file(data / "bad.inter", case)
+    command = [sys.executable, "-m", "mvgcn.cli", "train", "--config", str(write_config(tmp_path, data))]
+    one_line_error(run_unprivileged(command), "bad.inter", expected)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
 
 def test_resume_without_a_checkpoint_names_the_run_folder_and_starts_nothing(tiny_data, tmp_path):
     config = write_config(tmp_path, tiny_data)
-    done = subprocess.run([sys.executable, "-m", "mvgcn.cli", "train", "--config", str(config), "--resume",
-                           "--run-name", "typo"], capture_output=True, text=True)
-    one_line_error(done, str(tmp_path / "runs" / "tiny" / "typo"), "nothing to resume")
-    assert not (tmp_path / "runs" / "tiny" / "typo").exists()
+    check_refused_resume([sys.executable, "-m", "mvgcn.cli", "train", "--config", str(config), "--run-name", "typo"],
+                         tmp_path / "runs" / "tiny" / "typo")
 
 
 @pytest.mark.parametrize("skip", [False, True])
@@ -194,7 +188,8 @@ def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_ch
 def test_eval_on_data_the_checkpoint_was_not_trained_on_is_one_line_before_any_graph_is_cached(tiny_data, tmp_path,
                                                                                               capsys):
     assert main(["train", "--config", str(write_config(tmp_path, tiny_data, epochs=1)), "--run-name", "r"]) == 0
-    other = synthetic_mmrec.write(tmp_path / "other" / "tiny", seed=2, n_users=120, n_items=80, image_dim=64, text_dim=32)
+    other = synthetic_mmrec.write(tmp_path / "other" / "tiny", seed=2, n_users=120, n_items=80, image_dim=64,
+                                  text_dim=32)
     best = tmp_path / "runs" / "tiny" / "r" / "cl_loss=0.01" / "checkpoints" / "best.pt"
     cached = sorted((tmp_path / "cache").rglob("*"))
     capsys.readouterr()
