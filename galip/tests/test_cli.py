@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,109 @@ def test_train_continues_an_official_state_epoch_checkpoint_in_a_new_run(run_dir
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(official) in err[0], err
     assert main(args + ["--init-from", str(official), "--resume", "--run-name", "continued"]) == 2
+
+
+def _broken_copy(assets, tmp_path: Path, problem: str) -> tuple[Path, Path]:
+    """A copy of the synthetic data with one file of the *test* split broken (the check reads both splits);
+    returns the data folder and the broken file."""
+    import shutil
+
+    from common.data.text_image import TextImageDataset, load_filenames
+
+    data = shutil.copytree(assets["data"], tmp_path / "data")
+    key = load_filenames(data, "test")[-1]
+    if problem == "corrupt image":
+        broken = TextImageDataset(data, "test", "birds").image_path(key)
+        broken.write_bytes(b"not a JPEG at all" * 4)
+    else:
+        broken = data / "text" / f"{key}.txt"
+        broken.write_text("\n  \n")
+    return data, broken
+
+
+@pytest.mark.parametrize(("problem", "message"), [("corrupt image", "unreadable or corrupt image header"),
+                                                  ("empty caption", "holds no caption")])
+def test_train_on_a_corrupt_image_or_an_empty_caption_fails_in_one_line_before_the_run_folder(
+        assets, fid_stats, tmp_path, capsys, problem, message):
+    """The data check runs before anything is written: exit 2, one stderr line naming the file and the problem, and
+    no run folder (not even runs/)."""
+    data, broken = _broken_copy(assets, tmp_path, problem)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, data=str(data)).to_dict()))
+    assert main(["train", "--config", str(config), "--run-name", "bad"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("galip train: error: ") and str(broken) in lines[0] and message in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_skip_data_check_flag_skips_the_check(assets, fid_stats, tmp_path, monkeypatch):
+    """With ``--skip-data-check`` the corrupt image is not looked at before the run opens (stopped there)."""
+    import galip.train
+
+    class Opened(Exception):
+        pass
+
+    def opened(*args, **kwargs):
+        raise Opened
+
+    data, _ = _broken_copy(assets, tmp_path, "corrupt image")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, data=str(data)).to_dict()))
+    monkeypatch.setattr(galip.train, "open_run", opened)
+    with pytest.raises(Opened):
+        main(["train", "--config", str(config), "--skip-data-check"])
+    assert main(["train", "--config", str(config)]) == 2
+
+
+def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_checkpoint(assets, fid_stats, tmp_path,
+                                                                                         capsys, monkeypatch):
+    """G's adversarial term made NaN at batch 2 of epoch 1 (last.pt written after batch 1): one line naming epoch,
+    step and term, no G update, last.pt byte for byte the one written before, no metrics record."""
+    import galip.train
+
+    run = tmp_path / "runs" / "birds" / "run"
+    last, calls, seen = run / "checkpoints" / "last.pt", [], {}
+    real = galip.train.generator_loss
+
+    def generator_loss(*args, **kwargs):
+        g = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            seen["last"] = last.read_bytes()
+            return g._replace(adv=g.adv * float("nan"), total=g.total * float("nan"))
+        return g
+
+    monkeypatch.setattr(galip.train, "generator_loss", generator_loss)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, save_every_steps=1).to_dict()))
+    assert main(["train", "--config", str(config), "--run-name", "run"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and lines[-1].startswith(
+        "galip train: error: loss term 'G adversarial' is nan at epoch 1, step 1:"), err
+    assert last.read_bytes() == seen["last"]
+    assert read_checkpoint(last)["step_in_epoch"] == 1 and not (run / "metrics.jsonl").exists()
+
+
+def test_skip_nonfinite_skips_the_step_and_counts_it(assets, fid_stats, fid_without_sqrtm, tmp_path, capsys,
+                                                     monkeypatch):
+    """``skip_nonfinite: true``: the NaN step is skipped (not averaged into the epoch's losses), the run ends, and the
+    epoch's record counts it."""
+    import galip.train
+
+    real, calls = galip.train.generator_loss, []
+
+    def generator_loss(*args, **kwargs):
+        g = real(*args, **kwargs)
+        calls.append(1)
+        return g._replace(adv=g.adv * float("nan"), total=g.total * float("nan")) if len(calls) == 1 else g
+
+    monkeypatch.setattr(galip.train, "generator_loss", generator_loss)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, batch_size=32, skip_nonfinite=True).to_dict()))
+    assert main(["train", "--config", str(config), "--run-name", "run"]) == 0
+    (record,) = records(tmp_path / "runs" / "birds" / "run")["metrics.jsonl"]
+    assert record["skipped_nonfinite"] == 1 and len(calls) == 2
+    assert all(math.isfinite(v) for v in record["loss"].values()), record

@@ -180,3 +180,30 @@ def test_mixed_precision_step_runs_with_scalers(assets, tmp_path):
     assert trainer.scaler_D.get_scale() >= 64 and trainer.scaler_G.get_scale() >= 64
     state = trainer.state_dict()["scalers"]
     assert state["scaler_D"]["scale"] == trainer.scaler_D.get_scale()
+
+
+def test_an_amp_ma_gp_overflow_is_left_to_the_scaler_and_stops_an_fp32_run(assets, tmp_path, monkeypatch):
+    """Under AMP the MA-GP is computed from GradScaler-scaled gradients (official MA_GP_MP), so its overflow (fp16 at
+    a large scale) is the scaler's: the step goes on, the scaler skips D's update and halves its scale. In float32
+    the same inf MA-GP stops training before D's update, naming the term."""
+    import galip.train
+    from common.errors import NonFiniteLoss
+
+    real = galip.train.discriminator_loss
+
+    def overflowing(*args, **kwargs):
+        d = real(*args, **kwargs)
+        return d._replace(gp=d.gp * float("inf"), total=d.total * float("inf"))
+
+    monkeypatch.setattr(galip.train, "discriminator_loss", overflowing)
+    amp = _trainer(tiny_config(assets, tmp_path, mixed_precision=True))
+    scale, d_before = amp.scaler_D.get_scale(), {k: v.clone() for k, v in amp.nets.netD.state_dict().items()}
+    assert amp.step(*_batch()) is not None
+    assert amp.scaler_D.get_scale() == scale / 2
+    assert all(torch.equal(v, d_before[k]) for k, v in amp.nets.netD.state_dict().items())
+    fp32 = _trainer(tiny_config(assets, tmp_path, mixed_precision=False))
+    d_before = {k: v.clone() for k, v in fp32.nets.netD.state_dict().items()}
+    with pytest.raises(NonFiniteLoss, match="loss term 'D MA-GP' is inf at epoch 1, step 0"):
+        fp32.step(*_batch())
+    assert all(torch.equal(v, d_before[k]) for k, v in fp32.nets.netD.state_dict().items())
+    assert _trainer(tiny_config(assets, tmp_path, mixed_precision=False, skip_nonfinite=True)).step(*_batch()) is None

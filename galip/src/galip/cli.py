@@ -39,7 +39,8 @@ def _train(args) -> None:
     config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
                          device=args.device, runs_dir=args.runs_dir, clip_weights=args.clip_weights,
                          batch_size=args.batch_size, **_precision(args))
-    print(f"run directory: {train(config, resume=args.resume, init_from=args.init_from)}")
+    run_dir = train(config, resume=args.resume, init_from=args.init_from, check_data=not args.skip_data_check)
+    print(f"run directory: {run_dir}")
 
 
 def _sample(args) -> None:
@@ -113,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="an official state_epoch_*.pth: a new run continues its G, D, C, optimisers "
                                        "and epoch")
     _add_precision_argument(t)
+    t.add_argument("--skip-data-check", action="store_true",
+                   help="skip the check of every caption file and image header before training (COCO: minutes)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="FID and CLIP score of a checkpoint on the test captions")

@@ -58,6 +58,7 @@ class GALIPConfig:
     test_interval: int = 20
     save_interval: int = 20
     save_every_steps: int = 0  # also write last.pt every N batches inside an epoch (0: only at epoch ends)
+    skip_nonfinite: bool = False  # a NaN/inf loss term: stop in one line (last.pt kept) or skip that update, counted
     # evaluation (spec 1.5, 2.9)
     sample_times: int = 12  # FID passes over the test captions (birds 12, coco 1)
     eval_batch_size: int = 64

@@ -27,8 +27,10 @@ from tqdm import tqdm
 
 from common import distributed
 from common.checkpoints import read_checkpoint
+from common.data.text_image import check_images_and_captions
 from common.distributed import Dist, epoch_loader
-from common.errors import DataFormatError
+from common.errors import DataFormatError, NonFiniteLoss
+from common.fit import finite_step, log_skipped
 from common.io import atomic_save
 from common.labels import run_label
 from common.rng import rng_state, set_rng_state
@@ -66,7 +68,22 @@ class GANTrainer:
             self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
                                                               broadcast_buffers=False)
                                       for m in (nets.netG, nets.netD, nets.netC))
-        self.epoch, self.step_in_epoch, self.loss_sums = 0, 0, {}
+        self.epoch, self.step_in_epoch, self.loss_sums, self.skipped_in_epoch = 0, 0, {}, 0
+        self.position = (1, 0)  # (epoch, batch index in it) of the step running, named by a non-finite loss
+
+    def finite(self, terms: dict[str, torch.Tensor], amp_scaled: tuple[str, ...] = ()) -> bool:
+        """True when every loss term is finite on every process (one device sync; under DDP one all-reduce of the
+        terms, so that all processes stop or skip together). Otherwise ``NonFiniteLoss`` naming the epoch, the batch
+        and the first bad term, raised before the update (``last.pt`` keeps the last finite state), or False with
+        ``skip_nonfinite``. Terms named in ``amp_scaled`` are computed from GradScaler-scaled gradients (the AMP
+        MA-GP): with the scaler on, their overflow is the scaler's to handle (it skips the update and lowers the
+        scale, as officially), so they are not checked."""
+        if self.scaler_D.is_enabled():
+            terms = {k: v for k, v in terms.items() if k not in amp_scaled}
+        values = torch.stack([v.detach().reshape(()).double() for v in terms.values()])
+        if self.where.world_size > 1:  # a NaN/inf on any process makes the sum non-finite on all
+            torch.distributed.all_reduce(values)
+        return finite_step(dict(zip(terms, values.tolist())), *self.position, skip=self.config.skip_nonfinite)
 
     def train_mode(self) -> None:
         for net in (self.nets.netG, self.nets.netD, self.nets.netC):
@@ -90,6 +107,7 @@ class GANTrainer:
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,  # > 0: saved inside epoch + 1, after that many batches
             "loss_sums": self.loss_sums,
+            "skipped_in_epoch": self.skipped_in_epoch,  # steps of that epoch skipped for a non-finite loss
             "rng": rng_state(),
             "config": self.config.to_dict(),
         }
@@ -111,6 +129,7 @@ class GANTrainer:
             self.scaler_G.load_state_dict(scalers["scaler_G"])
             self.scaler_D.load_state_dict(scalers["scaler_D"])
             self.step_in_epoch, self.loss_sums = state.get("step_in_epoch", 0), state.get("loss_sums", {})
+            self.skipped_in_epoch = state.get("skipped_in_epoch", 0)
             set_rng_state(state["rng"])
         except KeyError as err:
             raise DataFormatError(path, f"not a {self.kind} training checkpoint (missing {err})") from None
@@ -132,8 +151,11 @@ class Trainer(GANTrainer):
         self._setup(config, where, build_nets(config, clip_model, where.device), config.mixed_precision,
                     config.growth_interval, config.scaler_min)
 
-    def step(self, images: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> dict[str, float]:
-        """One D step then one G step on a batch; returns the loss parts as floats."""
+    def step(self, images: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor | None = None
+             ) -> dict[str, float] | None:
+        """One D step then one G step on a batch; returns the loss parts as floats. Each net's loss terms are checked
+        before its update (``finite``): a non-finite one stops training, or with ``skip_nonfinite`` returns None,
+        having skipped that update (a bad D term skips the batch; a bad G term skips G's update after D's)."""
         cfg, dev = self.config, self.where.device
         images, tokens = images.to(dev, non_blocking=True), tokens.to(dev, non_blocking=True)
         with torch.no_grad():
@@ -147,8 +169,13 @@ class Trainer(GANTrainer):
         fake_feats, fake_emb = self.nets.image_encoder(fake)
         scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else None
         d = discriminator_loss(self.D, self.C, real_feats, fake_feats, sent, k=cfg.gp_k, p=cfg.gp_p, scale=scale)
+        if not self.finite({"D hinge (real)": d.real, "D hinge (mismatched text)": d.mis, "D hinge (fake)": d.fake,
+                            "D MA-GP": d.gp, "D total": d.total}, amp_scaled=("D MA-GP", "D total")):
+            return None
         self._scaled_step(d.total, self.opt_D, self.scaler_D)
         g = generator_loss(self.D, self.C, fake_feats, fake_emb, sent, sim_w=cfg.sim_w)
+        if not self.finite({"G adversarial": g.adv, "G CLIP similarity": g.sim, "G total": g.total}):
+            return None
         self._scaled_step(g.total, self.opt_G, self.scaler_G)
         return {"d_total": d.total.item(), "d_real": d.real.item(), "d_mis": d.mis.item(), "d_fake": d.fake.item(),
                 "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_sim": g.sim.item()}
@@ -172,31 +199,38 @@ def check_inputs(config: GALIPConfig) -> None:
     check_eval_files(config, "galip")
 
 
-def train(config: GALIPConfig, resume: bool = False, init_from: str | Path | None = None) -> Path:
+def train(config: GALIPConfig, resume: bool = False, init_from: str | Path | None = None,
+          check_data: bool = True) -> Path:
     """Train for ``config.epochs`` epochs (or the rest of them when resuming, or after the epoch of the official
     checkpoint ``init_from``, continued in a new run); returns the run directory.
+
+    Before anything is written, the train and test splits' caption files and image headers are checked
+    (``common.data.text_image.check_images_and_captions``; ``check_data=False``, ``--skip-data-check``, skips it).
 
     Writes ``config.yaml``, ``metrics.jsonl`` (per-epoch mean losses, FID and CLIP score at test epochs),
     ``previews/epoch_XXXX.png`` (fixed noise and captions), ``checkpoints/last.pt`` and ``losses.png``.
     """
     where = distributed.setup(config.device)
     try:
-        return _train(config, resume, where, init_from)
+        return _train(config, resume, where, init_from, check_data)
     finally:
         distributed.teardown()
 
 
-def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Callable[[dict], dict[str, float]],
+def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path,
+               step: Callable[[dict], dict[str, float] | None],
                preview: Callable[[Path], Path], evaluate: Callable[[], dict], log_line: Callable[[dict], str]) -> None:
     """Epochs ``trainer.epoch + 1 .. config.epochs``: ``step(batch)`` per batch (its loss parts are averaged over
     the epoch and the processes), ``preview(png)`` every ``gen_interval``, ``evaluate()`` every ``test_interval``,
     one ``metrics.jsonl`` record, log line and ``checkpoints/last.pt`` (atomic) per epoch, and ``last.pt`` also
     every ``save_every_steps`` batches inside an epoch (0: never), a kept copy ``checkpoints/state_epoch_XXX.pth``
     every ``save_interval``; a run resumed mid-epoch continues with the epoch's next batch;
-    the last epoch always previews, evaluates and saves."""
+    the last epoch always previews, evaluates and saves. A step that returns None (skipped for a non-finite loss,
+    ``skip_nonfinite``) is left out of the means and counted (log line, ``skipped_nonfinite`` in the record)."""
     last = run_dir / "checkpoints" / "last.pt"
     while trainer.epoch < config.epochs:
         epoch, done, sums = trainer.epoch + 1, trainer.step_in_epoch, dict(trainer.loss_sums)
+        skipped = trainer.skipped_in_epoch
         trainer.train_mode()
         batches = epoch_loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
                                num_workers=config.num_workers, where=where, skip=done)
@@ -205,18 +239,29 @@ def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Cal
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", initial=done, total=total,
                    disable=not where.is_main, leave=False)
         for i, batch in enumerate(bar, start=done + 1):
+            trainer.position = (epoch, i - 1)
             losses = step(batch)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
+            if losses is None:
+                skipped += 1
+            else:
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
             if config.save_every_steps and i % config.save_every_steps == 0 and i < total:
                 trainer.step_in_epoch, trainer.loss_sums = i, distributed.mean_across(sums, where.device)
+                trainer.skipped_in_epoch = skipped
                 if where.is_main:  # a long epoch: a kill loses at most save_every_steps batches
                     atomic_save(trainer.state_dict(), last)
-        trainer.step_in_epoch, trainer.loss_sums = 0, {}
-        means = distributed.mean_across({k: v / total for k, v in sums.items()}, where.device)
+        trainer.step_in_epoch, trainer.loss_sums, trainer.skipped_in_epoch = 0, {}, 0
+        log_skipped(skipped, epoch)
+        if skipped == total:
+            raise NonFiniteLoss(f"every step of epoch {epoch} had a non-finite loss (skip_nonfinite): training stopped "
+                                "(checkpoints/last.pt holds the last finite state)")
+        means = distributed.mean_across({k: v / (total - skipped) for k, v in sums.items()}, where.device)
         trainer.epoch = epoch
         record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
+        if skipped:
+            record["skipped_nonfinite"] = skipped
         if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:
             log.info("preview grid %s", preview(run_dir / "previews" / f"epoch_{epoch:04d}.png"))
         if epoch % config.test_interval == 0 or epoch == config.epochs:
@@ -231,7 +276,8 @@ def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Cal
                 shutil.copyfile(last, last.with_name(f"state_epoch_{epoch:03d}.pth"))
 
 
-def _train(config: GALIPConfig, resume: bool, where: Dist, init_from: str | Path | None = None) -> Path:
+def _train(config: GALIPConfig, resume: bool, where: Dist, init_from: str | Path | None = None,
+           check_data: bool = True) -> Path:
     from .colour_check import colour_agreement
     from .evaluate import evaluate
     from .report import plot_losses
@@ -244,6 +290,8 @@ def _train(config: GALIPConfig, resume: bool, where: Dist, init_from: str | Path
     if init_from is not None and not Path(init_from).is_file():
         raise DataFormatError(Path(init_from), "checkpoint not found")
     train_set = dataset(config, "train")
+    if check_data:  # before the run folder exists: a bad file is one line, not a failure hours into an epoch
+        check_images_and_captions(train_set, dataset(config, "test"), progress=where.is_main)
     run_dir, trainer = open_run(config, resume, where, lambda: Trainer(config, load_clip_model(config, where.device),
                                                                        where), train_set)
     preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)

@@ -375,6 +375,6 @@ def check_images_and_captions(*datasets: TextImageDataset, progress: bool = True
             _check_image_header(dataset.image_path(key), None if dataset.bboxes is None else dataset.bboxes[key])
         n += len(dataset.keys)
     splits = " and ".join(d.split for d in datasets)
-    log.info("data check: %d image headers and caption files of %s %s in %.1f s", n, datasets[0].root, splits,
+    log.info("data check: %d image headers and caption files of %s %s in %.2f s", n, datasets[0].root, splits,
              time.perf_counter() - start)
     return n
