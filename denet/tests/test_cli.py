@@ -132,3 +132,74 @@ def test_train_killed_mid_run_and_resumed_ends_as_an_uninterrupted_run(assets, t
     assert a.keys() == b.keys()
     for net in a:
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+
+
+@pytest.mark.parametrize(("problem", "message"), [
+    ("corrupt image", "unreadable or corrupt image header"),
+    ("empty caption", "holds no caption"),
+    ("caption without a vocabulary word", "is in the DAMSM vocabulary"),
+])
+def test_train_on_a_corrupt_image_or_an_empty_caption_fails_in_one_line_before_the_run_folder(
+        assets, tmp_path, capsys, monkeypatch, problem, message):
+    """The data check runs before anything is written, over both splits (the broken file is the test split's last):
+    exit 2, one stderr line naming the file and the problem, and no run folder (not even runs/). With
+    ``--skip-data-check`` the run gets past it (stopped where it would open the run folder)."""
+    import shutil
+
+    from common.data.text_image import TextImageDataset
+
+    data = shutil.copytree(assets["data"], tmp_path / "data")
+    key = load_filenames(data, "test")[-1]
+    if problem == "corrupt image":
+        broken = TextImageDataset(data, "test", "birds").image_path(key)
+        broken.write_bytes(b"not a JPEG at all" * 4)
+    else:
+        broken = data / "text" / f"{key}.txt"
+        broken.write_text("\n  \n" if problem == "empty caption" else "zzqx qqzx\n" * 10)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, data=str(data)).to_dict()))
+    assert main(["train", "--config", str(config), "--run-name", "bad"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("denet train: error: ") and str(broken) in lines[0] and message in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+    class Opened(Exception):
+        pass
+
+    def opened(*args, **kwargs):
+        raise Opened
+
+    monkeypatch.setattr("denet.train.open_run", opened)
+    with pytest.raises(Opened):
+        main(["train", "--config", str(config), "--run-name", "bad", "--skip-data-check"])
+
+
+def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_checkpoint(assets, tmp_path, capsys,
+                                                                                         monkeypatch):
+    """D's MA-GP made NaN at batch 2 of epoch 1 (last.pt written after batch 1): one line naming epoch, step and
+    term, no D update, last.pt byte for byte the one written before."""
+    import denet.train
+
+    run = tmp_path / "runs" / "birds" / "run"
+    last, calls, seen = run / "checkpoints" / "last.pt", [], {}
+    real = denet.train.discriminator_loss
+
+    def discriminator_loss(*args, **kwargs):
+        d = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            seen["last"] = last.read_bytes()
+            d.gp, d.total = d.gp * float("nan"), d.total * float("nan")
+        return d
+
+    monkeypatch.setattr(denet.train, "discriminator_loss", discriminator_loss)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(assets, tmp_path, save_every_steps=1).to_dict()))
+    assert main(["train", "--config", str(config), "--run-name", "run"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and lines[-1].startswith(
+        "denet train: error: loss term 'D MA-GP' is nan at epoch 1, step 1:"), err
+    assert last.read_bytes() == seen["last"] and read_checkpoint(last)["step_in_epoch"] == 1

@@ -29,7 +29,7 @@ def _train(args) -> None:
     config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
                          device=args.device, runs_dir=args.runs_dir, batch_size=args.batch_size,
                          text_encoder=args.text_encoder, image_encoder=args.image_encoder)
-    print(f"run directory: {train(config, resume=args.resume)}")
+    print(f"run directory: {train(config, resume=args.resume, check_data=not args.skip_data_check)}")
 
 
 def _train_damsm(args) -> None:
@@ -111,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     add_run_arguments(t, "configs/coco.yaml")
     t.add_argument("--batch-size", type=int, help="batch size per process")
     _damsm_flags(t)
+    t.add_argument("--skip-data-check", action="store_true",
+                   help="skip the check of every caption file and image header before training (COCO: minutes)")
     t.set_defaults(func=_train)
 
     v = sub.add_parser("eval", help="MP (with diff, sim, mse) and FID of a checkpoint on the test split")

@@ -61,6 +61,7 @@ class DENetConfig:
     test_interval: int = 5
     save_interval: int = 5
     save_every_steps: int = 0  # also write last.pt every N batches inside an epoch (0: only at epoch ends)
+    skip_nonfinite: bool = False  # a NaN/inf loss term: stop in one line (last.pt kept) or skip that update, counted
     # evaluation (spec 3.6, 1.5)
     eval_batch_size: int = 32
     eval_samples: int | None = None  # None: every test image once; else the first n test images

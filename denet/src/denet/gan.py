@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from common import distributed
 from common.distributed import Dist, epoch_loader
-from common.errors import DataFormatError
+from common.errors import DataFormatError, NonFiniteLoss
+from common.fit import finite_step, log_skipped
 from common.io import atomic_save
 from common.rng import rng_state, set_rng_state
 
@@ -49,7 +50,22 @@ class GANTrainer:
             self.G, self.D, self.C = (DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True,
                                                               broadcast_buffers=False)
                                       for m in (nets.netG, nets.netD, nets.netC))
-        self.epoch, self.step_in_epoch, self.loss_sums = 0, 0, {}
+        self.epoch, self.step_in_epoch, self.loss_sums, self.skipped_in_epoch = 0, 0, {}, 0
+        self.position = (1, 0)  # (epoch, batch index in it) of the step running, named by a non-finite loss
+
+    def finite(self, terms: dict[str, torch.Tensor], amp_scaled: tuple[str, ...] = ()) -> bool:
+        """True when every loss term is finite on every process (one device sync; under DDP one all-reduce of the
+        terms, so that all processes stop or skip together). Otherwise ``NonFiniteLoss`` naming the epoch, the batch
+        and the first bad term, raised before the update (``last.pt`` keeps the last finite state), or False with
+        ``skip_nonfinite``. Terms named in ``amp_scaled`` are computed from GradScaler-scaled gradients (the AMP
+        MA-GP): with the scaler on, their overflow is the scaler's to handle (it skips the update and lowers the
+        scale), so they are not checked."""
+        if self.scaler_D.is_enabled():
+            terms = {k: v for k, v in terms.items() if k not in amp_scaled}
+        values = torch.stack([v.detach().reshape(()).double() for v in terms.values()])
+        if self.where.world_size > 1:  # a NaN/inf on any process makes the sum non-finite on all
+            torch.distributed.all_reduce(values)
+        return finite_step(dict(zip(terms, values.tolist())), *self.position, skip=self.config.skip_nonfinite)
 
     def train_mode(self) -> None:
         for net in (self.nets.netG, self.nets.netD, self.nets.netC):
@@ -73,6 +89,7 @@ class GANTrainer:
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,  # > 0: saved inside epoch + 1, after that many batches
             "loss_sums": self.loss_sums,
+            "skipped_in_epoch": self.skipped_in_epoch,  # steps of that epoch skipped for a non-finite loss
             "rng": rng_state(),
             "config": self.config.to_dict(),
         }
@@ -90,22 +107,26 @@ class GANTrainer:
             self.scaler_D.load_state_dict(scalers["scaler_D"])
             self.epoch = int(state["epoch"])
             self.step_in_epoch, self.loss_sums = state.get("step_in_epoch", 0), state.get("loss_sums", {})
+            self.skipped_in_epoch = state.get("skipped_in_epoch", 0)
             set_rng_state(state["rng"])
         except KeyError as err:
             raise DataFormatError(path, f"not a {self.kind} training checkpoint (missing {err})") from None
 
 
-def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Callable[[dict], dict[str, float]],
+def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path,
+               step: Callable[[dict], dict[str, float] | None],
                preview: Callable[[Path], Path], evaluate: Callable[[], dict], log_line: Callable[[dict], str]) -> None:
     """Epochs ``trainer.epoch + 1 .. config.epochs``: ``step(batch)`` per batch (its loss parts are averaged over
     the epoch and the processes), ``preview(png)`` every ``gen_interval``, ``evaluate()`` every ``test_interval``,
     one ``metrics.jsonl`` record, log line and ``checkpoints/last.pt`` (atomic) per epoch, and ``last.pt`` also
     every ``save_every_steps`` batches inside an epoch (0: never), a kept copy ``checkpoints/state_epoch_XXX.pth``
     every ``save_interval``; a run resumed mid-epoch continues with the epoch's next batch;
-    the last epoch always previews, evaluates and saves."""
+    the last epoch always previews, evaluates and saves. A step that returns None (skipped for a non-finite loss,
+    ``skip_nonfinite``) is left out of the means and counted (log line, ``skipped_nonfinite`` in the record)."""
     last = run_dir / "checkpoints" / "last.pt"
     while trainer.epoch < config.epochs:
         epoch, done, sums = trainer.epoch + 1, trainer.step_in_epoch, dict(trainer.loss_sums)
+        skipped = trainer.skipped_in_epoch
         trainer.train_mode()
         batches = epoch_loader(train_set, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
                                num_workers=config.num_workers, where=where, skip=done)
@@ -114,18 +135,29 @@ def epoch_loop(trainer, config, where: Dist, train_set, run_dir: Path, step: Cal
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", initial=done, total=total,
                    disable=not where.is_main, leave=False)
         for i, batch in enumerate(bar, start=done + 1):
+            trainer.position = (epoch, i - 1)
             losses = step(batch)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
+            if losses is None:
+                skipped += 1
+            else:
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(d=f"{losses['d_total']:.3f}", g=f"{losses['g_total']:.3f}")
             if config.save_every_steps and i % config.save_every_steps == 0 and i < total:
                 trainer.step_in_epoch, trainer.loss_sums = i, distributed.mean_across(sums, where.device)
+                trainer.skipped_in_epoch = skipped
                 if where.is_main:  # a long epoch: a kill loses at most save_every_steps batches
                     atomic_save(trainer.state_dict(), last)
-        trainer.step_in_epoch, trainer.loss_sums = 0, {}
-        means = distributed.mean_across({k: v / total for k, v in sums.items()}, where.device)
+        trainer.step_in_epoch, trainer.loss_sums, trainer.skipped_in_epoch = 0, {}, 0
+        log_skipped(skipped, epoch)
+        if skipped == total:
+            raise NonFiniteLoss(f"every step of epoch {epoch} had a non-finite loss (skip_nonfinite): training stopped "
+                                "(checkpoints/last.pt holds the last finite state)")
+        means = distributed.mean_across({k: v / (total - skipped) for k, v in sums.items()}, where.device)
         trainer.epoch = epoch
         record = {"epoch": epoch, "loss": means, "train_s": round(time.perf_counter() - start, 2)}
+        if skipped:
+            record["skipped_nonfinite"] = skipped
         if (epoch % config.gen_interval == 0 or epoch == config.epochs) and where.is_main:
             log.info("preview grid %s", preview(run_dir / "previews" / f"epoch_{epoch:04d}.png"))
         if epoch % config.test_interval == 0 or epoch == config.epochs:

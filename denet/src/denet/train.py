@@ -40,8 +40,10 @@ class Trainer(GANTrainer):
         return torch.autocast("cuda", enabled=self.scaler_G.is_enabled())
 
     def step(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
-             classes: torch.Tensor | None = None) -> dict[str, float]:
-        """One D step then one G step on a batch; returns the loss parts as floats."""
+             classes: torch.Tensor | None = None) -> dict[str, float] | None:
+        """One D step then one G step on a batch; returns the loss parts as floats. Each net's loss terms are checked
+        before its update (``finite``): a non-finite one stops training, or with ``skip_nonfinite`` returns None,
+        having skipped that update (a bad D term skips the batch; a bad G term skips G's update after D's)."""
         cfg, dev = self.config, self.where.device
         images, tokens, lengths = images.to(dev), tokens.to(dev), lengths.to(dev)
         words, sent = encode(self.nets.text_encoder, tokens, lengths)
@@ -55,10 +57,16 @@ class Trainer(GANTrainer):
             scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else None
             d = discriminator_loss(self.D, self.C, images.clone(), sent.clone(), edited, t_sent, cfg.gp_k, cfg.gp_p,
                                    scale)
+        if not self.finite({"D hinge (real)": d.real, "D hinge (mismatched text)": d.mis, "D hinge (edited)": d.fake,
+                            "D MA-GP": d.gp, "D total": d.total}, amp_scaled=("D MA-GP", "D total")):
+            return None
         self._scaled_step(d.total, self.opt_D, self.scaler_D)
         with self._autocast():
             g = generator_loss(self.D, self.C, self.nets.image_encoder, edited, images, t_words, t_sent, t_len, t_cls,
                                cfg.damsm_w, cfg.l1_w, recon, cfg.rec_w)
+        if not self.finite({"G adversarial": g.adv, "G DAMSM": g.damsm, "G L1": g.l1, "G reconstruction": g.rec,
+                            "G total": g.total}):
+            return None
         self._scaled_step(g.total, self.opt_G, self.scaler_G)
         return {"d_total": d.total.item(), "d_real": d.real.item(), "d_mis": d.mis.item(), "d_fake": d.fake.item(),
                 "d_gp": d.gp.item(), "g_total": g.total.item(), "g_adv": g.adv.item(), "g_damsm": g.damsm.item(),
@@ -69,20 +77,25 @@ class Trainer(GANTrainer):
             load_weights(getattr(self.nets, name), models[name], path, self.config.data)
 
 
-def train(config: DENetConfig, resume: bool = False) -> Path:
+def train(config: DENetConfig, resume: bool = False, check_data: bool = True) -> Path:
     """Train for ``config.epochs`` epochs (or the rest when resuming); returns the run directory.
+
+    Before anything is written, the train and test splits' caption files (each caption with a DAMSM vocabulary word)
+    and image headers are checked (``common.data.text_image.check_images_and_captions``; ``check_data=False``,
+    ``--skip-data-check``, skips it).
 
     Writes ``config.yaml``, ``metrics.jsonl`` (per-epoch mean losses; MP, FID ... at test epochs),
     ``previews/epoch_XXXX.png`` (fixed sources, their edits), ``checkpoints/last.pt`` and ``losses.png``.
     """
     where = distributed.setup(config.device)
     try:
-        return _train(config, resume, where)
+        return _train(config, resume, where, check_data)
     finally:
         distributed.teardown()
 
 
-def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
+def _train(config: DENetConfig, resume: bool, where: Dist, check_data: bool = True) -> Path:
+    from common.data.text_image import check_images_and_captions
     from common.dfgan_fid import check_eval_files
 
     from .evaluate import evaluate
@@ -91,6 +104,8 @@ def _train(config: DENetConfig, resume: bool, where: Dist) -> Path:
 
     check_eval_files(config, "denet")
     train_set = dataset(config, "train")
+    if check_data:  # before the run folder exists: a bad file is one line, not a failure hours into an epoch
+        check_images_and_captions(train_set, dataset(config, "test"), progress=where.is_main)
     run_dir, trainer = open_run(config, resume, where, lambda: Trainer(config, where), train_set)
     preview = PreviewSet.build(config, trainer.nets.text_encoder, where.device)
     resume_or_record(trainer, config, run_dir, resume, where)
