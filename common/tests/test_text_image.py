@@ -17,6 +17,7 @@ from common.data.text_image import (
     DamsmTokenizer,
     TextImageDataset,
     build_damsm_captions,
+    check_images_and_captions,
     cub_crop_box,
     damsm_words,
     image_transform,
@@ -387,4 +388,32 @@ def test_caption_without_vocabulary_word_names_the_text_file(small):
     ds = TextImageDataset(small, "train", tokenizer=DamsmTokenizer.from_pickle(small / "captions_DAMSM.pickle"))
     with pytest.raises(DataFormatError) as err:
         ds[0]
+    assert_one_line_naming(err, path)
+
+
+@pytest.mark.parametrize("damage", ["garbage header", "empty caption", "nine captions", "no vocabulary word",
+                                    "box outside the image"])
+def test_data_check_names_the_bad_file_without_reading_pixels(small, damage):
+    """``check_images_and_captions`` (what train runs before its run folder) passes the written data, then names the
+    one broken file of the test split; a JPEG cut in half keeps its header, so only the full read finds it."""
+    ds = lambda split: TextImageDataset(small, split, captions_per_image=10,  # noqa: E731
+                                        tokenizer=DamsmTokenizer.from_pickle(small / "captions_DAMSM.pickle"))
+    assert check_images_and_captions(ds("train"), ds("test"), progress=False) == 6
+    key = first_key(small, "test")
+    image, text = image_file(small, key), small / "text" / f"{key}.txt"
+    raw = image.read_bytes()
+    image.write_bytes(raw[: len(raw) // 2])
+    assert check_images_and_captions(ds("test"), progress=False) == 2  # header-only: not decoded
+    image.write_bytes(raw)
+    path = image if damage in ("garbage header", "box outside the image") else text
+    if damage == "garbage header":
+        image.write_bytes(b"not a jpeg" * 10)
+    elif damage == "box outside the image":
+        Image.new("RGB", (4, 4)).save(image)
+    else:
+        lines = {"empty caption": ["", " "], "nine captions": read_captions(text)[:9],
+                 "no vocabulary word": ["zzqx qqzx"] * 10}[damage]
+        text.write_text("\n".join(lines))
+    with pytest.raises(DataFormatError) as err:
+        check_images_and_captions(ds("train"), ds("test"), progress=False)
     assert_one_line_naming(err, path)
