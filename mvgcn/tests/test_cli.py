@@ -1,8 +1,10 @@
 """The command line: help, train + eval on tiny SYNTHETIC data, and one-line errors for bad input."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +198,34 @@ def test_eval_on_data_the_checkpoint_was_not_trained_on_is_one_line_before_any_g
     assert main(["eval", "--checkpoint", str(best), "--data", str(other)]) == 2
     assert_one_line_error(capsys, "best.pt", "does not match the data", "user_embedding.weight", "[120]")
     assert sorted((tmp_path / "cache").rglob("*")) == cached
+
+
+def test_main_puts_large_cpu_tensors_on_huge_pages_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def transparent_huge_pages_available() -> bool:
+    try:
+        return "[never]" not in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not transparent_huge_pages_available(), reason="no transparent huge pages on this system")
+def test_importing_the_cli_allocates_no_tensor_so_huge_pages_take_effect():
+    """PyTorch reads THP_MEM_ALLOC_ENABLE at its first tensor allocation; were one made on import, a fresh
+    64 MiB tensor would cost 16,384 page faults of 4 KiB instead of a few dozen of 2 MiB."""
+    child = ("import resource, mvgcn.cli; mvgcn.cli.use_huge_pages(); import torch; "
+             "f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; torch.ones(16 << 20); torch.ones(16 << 20); "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    faults = int(subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
+                                check=True).stdout)
+    assert faults < 16_384  # two tensors of 16,384 pages each on 4 KiB pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from common.cli import (
@@ -87,7 +88,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def use_huge_pages() -> None:
+    """Large CPU tensors on transparent huge pages (PyTorch's ``THP_MEM_ALLOC_ENABLE``, read at its first
+    tensor allocation, so set before any; a value the user set wins). The 7,050 x 4,096 image-feature gradient
+    is allocated afresh every batch; on 4 KiB pages that is ~28k page faults a batch, a fifth of a CPU epoch
+    on Baby-sized data. Memory placement only: the numbers are unchanged."""
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    use_huge_pages()
     args = parser().parse_args(argv)
     cli_logging()
     return run_cli(f"mvgcn {args.command}", lambda: args.func(args))
