@@ -1,7 +1,10 @@
 """Training: learning on synthetic stories, exact resume, determinism; the CLI's outputs and one-line errors."""
 
+import dataclasses
 import json
+import shutil
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -151,8 +154,6 @@ def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_ch
                                                                                           monkeypatch):
     """NaN injected into the first loss of epoch 2: one line naming epoch, step and term, no update, last.pt byte
     for byte the one written at the end of epoch 1; with skip_nonfinite the run ends and logs only finite losses."""
-    import dataclasses
-
     from storyimager import train as train_module
     from storyimager.model import StoryImager
 
@@ -187,3 +188,29 @@ def test_a_loss_turning_nan_mid_run_stops_in_one_line_keeping_the_last_finite_ch
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("storyimager: error:") and "is nan at epoch 1, step 0" in err[-1], err[-3:]
         assert (tmp_path / "runs" / "smoke" / run / "checkpoints" / "last.pt").read_bytes() == seen["last"]
+
+
+@pytest.mark.parametrize("problem", ["corrupt frame", "empty caption"])
+def test_a_bad_story_is_one_line_before_the_run_folder_and_skip_data_check_skips_the_check(config, stories, tmp_path,
+                                                                                         capsys, problem):
+
+    data = tmp_path / "data"
+    shutil.copytree(stories, data)
+    with h5py.File(data / "story.h5", "r+") as h5:
+        test = h5["test"]
+        if problem == "corrupt frame":
+            test["image2"][1] = np.frombuffer(b"not a png", dtype=np.uint8)
+        else:
+            captions = test["text"][1].decode().split("|")
+            test["text"][1] = "|".join([captions[0], " ", *captions[2:]]).encode()
+    cfg = dataclasses.asdict(config(data=str(data), run_name="bad"))
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    capsys.readouterr()
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = "test/image2[1]: corrupt PNG" if problem == "corrupt frame" else "test story 1: caption of frame 2"
+    assert len(err) == 1 and expected in err[0], err
+    assert not (tmp_path / "runs").exists()
+    if problem == "empty caption":  # the check alone finds it: training itself runs on
+        assert main(["train", "--config", str(path), "--skip-data-check", "--epochs", "1"]) == 0

@@ -28,7 +28,7 @@ def _train(args) -> None:
 
     config = load_config(args.config, data=args.data, epochs=args.epochs, device=args.device,
                          runs_dir=args.runs_dir, run_name=args.run_name, pretrained=args.pretrained)
-    print(train(config, resume=args.resume, config_file=args.config))
+    print(train(config, resume=args.resume, config_file=args.config, check_data=not args.skip_data_check))
 
 
 def _sample(args) -> None:
@@ -103,6 +103,8 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune (torchrun --nproc_per_node N -m storyimager.cli train ... for DDP)")
     add_run_arguments(t, "configs/pororo.yaml")
     t.add_argument("--pretrained", help="diffusers SD 1.5 folder (overrides the config)")
+    t.add_argument("--skip-data-check", action="store_true",
+                   help="do not decode every frame and caption of the train and test splits before training")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="FID (64 px AR-LDM protocol and full size), Char-F1, Frm-Acc on the test split")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 from common.errors import DataFormatError, WeightsNotFoundError
@@ -66,6 +67,21 @@ def _refuse(problems: list[str], before: str, source: str | Path | None, note: s
         listed = " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
         raise DataFormatError(source or "config", f"{len(problems)} problem{'s' * (len(problems) > 1)} found "
                                                   f"before {before}, nothing was run: {listed}{note}")
+
+
+def check_stories(config: StoryImagerConfig, splits: tuple[str, ...] = ("train", "test")) -> None:
+    """Decode every frame and read every caption of ``splits`` before training: a corrupt frame or an empty caption
+    is one line naming the file and the story, before the run folder exists (``--skip-data-check`` skips it)."""
+    start, count = time.perf_counter(), 0
+    for split in splits:
+        stories = open_stories(config, split)
+        for i in range(len(stories)):
+            empty = [k for k, text in enumerate(stories[i].captions) if not text.strip()]
+            if empty:
+                raise DataFormatError(config.data, f"{split} story {i}: caption of frame {empty[0] + 1} is empty")
+            count += 1
+    log.info("data check: %d stories (%s) decoded in %.1f s; --skip-data-check skips it", count, ", ".join(splits),
+             time.perf_counter() - start)
 
 
 def require_eval_files(config: StoryImagerConfig, scored: bool) -> None:

@@ -34,7 +34,7 @@ from .config import StoryImagerConfig
 from .data import collate, story_dataset
 from .masking import sample_masks
 from .model import StoryImager
-from .preflight import preflight
+from .preflight import check_stories, preflight
 
 log = logging.getLogger("storyimager")
 
@@ -117,11 +117,15 @@ def _steps_per_epoch(config: StoryImagerConfig, n_stories: int, world_size: int)
     return per_epoch
 
 
-def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Path | None = None) -> Path:
+def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Path | None = None,
+          check_data: bool = True) -> Path:
     """Fine-tune; returns the run folder (``model.pt``, ``checkpoints/last.pt``, ``metrics.jsonl``, ``loss.png``).
     Every file the run and its evaluation will read is checked first (``preflight``; ``config_file`` is named in
-    its message)."""
+    its message), then, unless ``check_data`` is False, every story of the train and test splits is decoded
+    (``check_stories``)."""
     preflight(config, config_file)
+    if check_data:
+        check_stories(config)
     dist = distributed.setup(config.device)
     run_dir, last, state = _open_run(config, resume)
     model = build_model(config, dist.device)
