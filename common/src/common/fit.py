@@ -64,6 +64,18 @@ def finite_step(terms: Mapping[str, object], epoch: int, step: int, skip: bool =
     return True
 
 
+def finite_everywhere(terms: Mapping[str, object], epoch: int, step: int, skip: bool = False) -> bool:
+    """``finite_step`` on loss terms (one-element tensors) summed over the processes of a DDP run (one all-reduce,
+    so that every process stops or skips together; a NaN/inf on any one makes the sum non-finite on all)."""
+    import torch
+
+    values = torch.stack([torch.as_tensor(v).detach().reshape(()).double() for v in terms.values()])
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(values)
+    return finite_step(dict(zip(terms, values.tolist())), epoch, step, skip)
+
+
 def log_skipped(skipped: int, epoch: int) -> None:
     if skipped:
         log.warning("epoch %d: %d step(s) with a non-finite loss skipped (skip_nonfinite)", epoch, skipped)

@@ -30,7 +30,7 @@ from common.checkpoints import read_checkpoint
 from common.data.text_image import check_images_and_captions
 from common.distributed import Dist, epoch_loader
 from common.errors import DataFormatError, NonFiniteLoss
-from common.fit import finite_step, log_skipped
+from common.fit import finite_everywhere, log_skipped
 from common.io import atomic_save
 from common.labels import run_label
 from common.rng import rng_state, set_rng_state
@@ -80,10 +80,7 @@ class GANTrainer:
         scale, as officially), so they are not checked."""
         if self.scaler_D.is_enabled():
             terms = {k: v for k, v in terms.items() if k not in amp_scaled}
-        values = torch.stack([v.detach().reshape(()).double() for v in terms.values()])
-        if self.where.world_size > 1:  # a NaN/inf on any process makes the sum non-finite on all
-            torch.distributed.all_reduce(values)
-        return finite_step(dict(zip(terms, values.tolist())), *self.position, skip=self.config.skip_nonfinite)
+        return finite_everywhere(terms, *self.position, skip=self.config.skip_nonfinite)
 
     def train_mode(self) -> None:
         for net in (self.nets.netG, self.nets.netD, self.nets.netC):
