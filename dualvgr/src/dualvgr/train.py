@@ -28,7 +28,7 @@ from common.configs import save_config
 from common.data.videoqa import VideoQADataset, load_videoqa
 from common.distributed import Dist
 from common.errors import DataFormatError
-from common.fit import Progress, finite_step, fit, log_skipped, plot_curves
+from common.fit import Progress, finite_everywhere, fit, log_skipped, plot_curves
 from common.metrics.videoqa import videoqa_accuracy
 from common.reports import write_run_report
 from common.rng import rng_state, set_rng_state, set_seed
@@ -143,7 +143,7 @@ class Trainer:
             batch = to_device(batch, self.where.device)
             logits, trace = self.net(*(batch[k] for k in INPUTS))
             loss, parts = dualvgr_loss(logits, batch["answer"], trace, config.alpha, config.beta)
-            if not finite_step({"ce": parts["ce"], "consistency": parts["consistency"], "hsic": parts["hsic"]},
+            if not finite_everywhere({"ce": parts["ce"], "consistency": parts["consistency"], "hsic": parts["hsic"]},
                                self.epoch, i - 1, config.skip_nonfinite):
                 skipped += 1
                 continue

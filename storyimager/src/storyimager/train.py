@@ -24,7 +24,7 @@ from common import distributed
 from common.checkpoints import read_checkpoint
 from common.configs import save_config
 from common.errors import DataFormatError
-from common.fit import finite_step
+from common.fit import finite_everywhere
 from common.io import atomic_save, truncate_metrics
 from common.rng import rng_state, set_rng_state, set_seed
 from common.run_folder import check_run_directory, run_directory
@@ -180,7 +180,7 @@ def train(config: StoryImagerConfig, resume: bool = False, config_file: str | Pa
             with torch.autocast(dist.device.type, torch.bfloat16,
                                 enabled=config.mixed_precision and dist.device.type == "cuda"):
                 loss = net(batch["images"].to(dist.device), batch["captions"], masks, gen)
-            if finite_step({"masked diffusion loss": loss}, epoch, done_in_epoch, config.skip_nonfinite):
+            if finite_everywhere({"masked diffusion loss": loss}, epoch, done_in_epoch, config.skip_nonfinite):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
