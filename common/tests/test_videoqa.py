@@ -13,6 +13,7 @@ from common.data.videoqa import (
     QUESTION_WORDS,
     SVQA_CATEGORIES,
     VideoQAFiles,
+    check_features,
     load_videoqa,
     videoqa_files,
 )
@@ -201,6 +202,20 @@ def test_truncated_feature_file_is_reported(copy):
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(DataFormatError, match="truncated") as err:
         load(copy)
+    assert_one_line_error(err, path)
+
+
+@pytest.mark.parametrize(("kind", "name", "row", "value"), [("appearance", "resnet_features", 0, np.nan),
+                                                           ("motion", "resnext_features", 37, np.inf)])
+def test_feature_check_reads_every_row_and_names_the_first_non_finite_one(copy, kind, name, row, value):
+    path = getattr(files_of(copy), kind)
+    assert check_features(files_of(copy), rows_per_read=8, progress=False) >= 0  # clean data passes
+    with h5py.File(path, "r+") as f:
+        block = f[name][row]
+        block.flat[-1] = value
+        f[name][row] = block
+    with pytest.raises(DataFormatError, match=f"{name} row {row} holds NaN or infinite values") as err:
+        check_features(files_of(copy), rows_per_read=8, progress=False)  # row 37 lies in the 5th block read
     assert_one_line_error(err, path)
 
 

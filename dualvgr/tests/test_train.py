@@ -185,6 +185,19 @@ def test_nan_features_are_one_line_naming_file_and_row_before_any_run_folder(con
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("kind", ["appearance", "motion"])
+def test_nan_in_streamed_features_is_found_before_any_run_folder_unless_the_check_is_skipped(config, tmp_path,
+                                                                                             tiny_data, capsys, kind):
+    """in_memory: false reads rows per batch; train reads every row once first (check_features)."""
+    cfg = _write(tmp_path, config(in_memory=False), data=str(_with_nan_features(tiny_data, tmp_path, kind)))
+    assert cli.main(["train", "--config", cfg]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"msvd-qa_{kind}_feat.h5" in err[0] and "row 3 holds NaN" in err[0], err
+    assert not (tmp_path / "runs").exists()
+    assert cli.main(["train", "--config", cfg, "--skip-data-check"]) == 2  # the row is then met mid-epoch
+    assert (tmp_path / "runs" / "msvd-qa" / "run" / "config.yaml").is_file()
+
+
 def test_nan_features_read_per_item_are_one_line_naming_file_and_row(tiny_data, tmp_path):
     from common.data.videoqa import load_videoqa
 

@@ -22,7 +22,7 @@ def _train(args) -> None:
 
     config = load_config(args.config, data=args.data, run_name=args.run_name, epochs=args.epochs,
                          device=args.device, runs_dir=args.runs_dir, unit_layers=args.unit_layers)
-    result = train(config, resume=args.resume, init_from=args.init_from)
+    result = train(config, resume=args.resume, init_from=args.init_from, check_data=not args.skip_data_check)
     if result:  # rank 0
         print(result["table"])
 
@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--unit-layers", type=int, help="number of DualVGR units T (overrides the config)")
     t.add_argument("--init-from", help="a new run starts from this checkpoint's weights (official, converted, or a "
                                        "best.pt) with a fresh optimiser; not with --resume")
+    t.add_argument("--skip-data-check", action="store_true",
+                   help="skip reading every streamed feature row for NaN/inf before the run (for a data folder "
+                        "already checked; a bad row then stops the run when a batch reads it)")
     t.set_defaults(func=_train)
 
     v = sub.add_parser("eval", help="accuracy of a checkpoint on one split, overall and per question type "

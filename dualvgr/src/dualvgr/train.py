@@ -25,7 +25,7 @@ from tqdm import tqdm
 from common import distributed
 from common.checkpoints import load_weights, read_checkpoint
 from common.configs import save_config
-from common.data.videoqa import VideoQADataset, load_videoqa
+from common.data.videoqa import VideoQADataset, check_features, load_videoqa
 from common.distributed import Dist
 from common.errors import DataFormatError
 from common.fit import Progress, finite_everywhere, fit, log_skipped, plot_curves
@@ -211,11 +211,13 @@ class Trainer:
 
 
 def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = None,
-          init_from: str | Path | None = None) -> dict:
+          init_from: str | Path | None = None, check_data: bool = True) -> dict:
     """Train (joining a ``torchrun`` process group when there is one) and return the summary (rank 0 writes
     ``summary.json``, ``results.md`` and ``curves.png``; other ranks keep their resume state in ``.rank<r>/``).
     ``init_from``: a new run starts from that checkpoint's weights (``initial_weights``) with a fresh optimiser at
-    epoch 0; it cannot be combined with ``resume`` (a resumed run's weights are in its ``last.pt``)."""
+    epoch 0; it cannot be combined with ``resume`` (a resumed run's weights are in its ``last.pt``). Streamed features
+    (``in_memory: false``) are read through once before the run folder is written (``check_features``; loaded ones
+    are checked as they load); ``check_data=False`` (``--skip-data-check``) skips that pass."""
     if init_from is not None and resume:
         raise DataFormatError(Path(init_from), "--init-from starts a new run from a checkpoint's weights; --resume "
                                                "continues a run of ours: give one of them")
@@ -226,6 +228,8 @@ def train(config: DualVGRConfig, resume: bool = False, max_epochs: int | None = 
         run_dir = run_directory(config, resume)
         check_run_directory(run_dir, resume)
         trainer = Trainer(config, where, None if init_from is None else Path(init_from))
+        if check_data and not config.in_memory:
+            check_features(trainer.train_set.files, progress=where.is_main)
         if where.is_main:
             save_config(config, run_dir / "config.yaml", world_size=where.world_size)
         progress = fit(trainer, run_dir if where.is_main else run_dir / f".rank{where.rank}", epochs=config.epochs,

@@ -22,7 +22,9 @@ DualVGR's ``validate.py`` buckets them), with any other first token mapped to th
 from __future__ import annotations
 
 import json
+import logging
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,8 @@ import numpy as np
 import torch
 
 from common.errors import DataFormatError, require_file
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 NUM_CLIPS = {"msvd-qa": 8, "msrvtt-qa": 16, "svqa": 20}  # num_of_nodes in DualVGR's configs
@@ -122,6 +126,36 @@ def _open_h5(path: Path) -> h5py.File:
         raise DataFormatError(path, f"unreadable or truncated HDF5 ({_reason(err)})") from None
 
 
+def _refuse_nonfinite(rows: np.ndarray, first: int, path: Path, name: str) -> None:
+    """DataFormatError naming the first of ``rows`` (row ``first`` of ``name`` onwards) holding NaN or an infinity."""
+    finite = np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
+    if not finite.all():
+        raise DataFormatError(path, f"{name} row {first + int(np.argmin(finite))} holds NaN or infinite values")
+
+
+def check_features(files: VideoQAFiles, rows_per_read: int = 256, progress: bool = True) -> float:
+    """Read both feature HDF5s through once, ``rows_per_read`` rows at a time, before a run starts: a row holding NaN
+    or an infinity (or one that cannot be read) is the one-line error the streamed reader would give only when a
+    batch reaches it, mid-epoch. Logs and returns the seconds it took. ``progress``: a tqdm bar (terminal only)."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    for path, name in ((files.appearance, "resnet_features"), (files.motion, "resnext_features")):
+        with _open_h5(path) as f:
+            feats = f[name]
+            for first in tqdm(range(0, len(feats), rows_per_read), desc=f"checking {path.name}", unit="block",
+                              leave=False, disable=None if progress else True):
+                try:
+                    rows = feats[first:first + rows_per_read]
+                except OSError as err:
+                    raise DataFormatError(path, f"{name} rows from {first} unreadable ({_reason(err)})") from None
+                _refuse_nonfinite(rows, first, path, name)
+    seconds = time.perf_counter() - start
+    log.info("data check: every feature row of %s and %s is finite (%.1f s)", files.appearance.name,
+             files.motion.name, seconds)
+    return seconds
+
+
 def read_feature_index(path: Path, dataset: str, shape: tuple[int, ...], axes: str) -> np.ndarray:
     """``ids`` of a feature file after checking ``dataset`` has shape [len(ids), *shape] (``axes`` names them)."""
     with _open_h5(path) as f:
@@ -176,7 +210,7 @@ class VideoQADataset(torch.utils.data.Dataset):
     ``question_len``, ``answer``, ``question_type``, ``video_id``, ``question_id`` (int64 scalars).
     Features are read from the HDF5 files per item (one handle per worker process) or, with
     ``in_memory``, loaded once; a row holding NaN or an infinity is a one-line error naming the file and the row
-    (when loaded, else when read).
+    (when loaded, else when read; ``check_features`` reads every row up front).
     """
 
     def __init__(self, files: VideoQAFiles, num_clips: int, feature_dim: int = 2048, svqa: bool = False,
@@ -231,9 +265,7 @@ class VideoQADataset(torch.utils.data.Dataset):
                 feats = f[name][()].astype(np.float32)
             except OSError as err:
                 raise DataFormatError(path, f"{name} unreadable ({_reason(err)})") from None
-        finite = np.isfinite(feats.reshape(len(feats), -1)).all(axis=1)
-        if not finite.all():
-            raise DataFormatError(path, f"{name} row {int(np.argmin(finite))} holds NaN or infinite values")
+        _refuse_nonfinite(feats, 0, path, name)
         return feats
 
     def __getstate__(self) -> dict:  # h5py handles do not cross process boundaries (DataLoader workers)
@@ -254,8 +286,7 @@ class VideoQADataset(torch.utils.data.Dataset):
                 out.append(handle[name][rows[index]].astype(np.float32))
             except OSError as err:
                 raise DataFormatError(path, f"{name} row {rows[index]} unreadable ({_reason(err)})") from None
-            if not np.isfinite(out[-1]).all():
-                raise DataFormatError(path, f"{name} row {rows[index]} holds NaN or infinite values")
+            _refuse_nonfinite(out[-1][None], int(rows[index]), path, name)
         return out[0], out[1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
