@@ -144,6 +144,35 @@ def test_fp32_switch_turns_mixed_precision_off_in_train_sample_and_eval(run_dir,
     assert seen == [True, False] * 3
 
 
+def test_compile_flag_compiles_the_generator_in_sample_and_eval_and_only_with_it(run_dir, tmp_path, monkeypatch):
+    """``--compile`` hands the loaded NetG to ``compile_generator`` before anything is generated; without it the
+    command goes straight to sampling / evaluation (each stopped there)."""
+    import galip.evaluate
+    import galip.sample
+
+    class Stopped(Exception):
+        pass
+
+    seen = []
+
+    def stop(what):
+        def record(*args, **kwargs):
+            seen.append(what)
+            raise Stopped
+        return record
+
+    monkeypatch.setattr(galip.sample, "compile_generator", stop("compile"))
+    monkeypatch.setattr(galip.sample, "sample_caption", stop("run"))
+    monkeypatch.setattr(galip.evaluate, "evaluate", stop("run"))
+    ckpt = str(run_dir / "checkpoints" / "last.pt")
+    for command in (["sample", "--checkpoint", ckpt, "--text", "a red circle"],
+                    ["eval", "--checkpoint", ckpt, "--out", str(tmp_path / "report")]):
+        for flag in ([], ["--compile"]):
+            with pytest.raises(Stopped):
+                main(command + flag)
+    assert seen == ["run", "compile"] * 2
+
+
 def test_train_continues_an_official_state_epoch_checkpoint_in_a_new_run(run_dir, tmp_path, capsys):
     """An official ``state_epoch_001.pth`` ({model: netG/netD/netC, optimizers: G/D, epoch}, nothing else) continued
     with ``--init-from``: the new run starts at epoch 2, with the official optimiser states (Adam's step count goes

@@ -153,6 +153,23 @@ def test_malloc_tuning_applies_on_glibc_linux() -> None:
     assert out[-1] == str(glibc)
 
 
+def test_compiled_generator_gives_the_eager_images_within_float32_noise(small_netG: NetG) -> None:  # noqa: N803
+    """``--compile`` (``compile_generator``: torch.compile, inductor): not bitwise, within 1e-5 relative."""
+    import copy
+
+    from torch._dynamo.utils import counters
+
+    from galip.sample import compile_generator
+
+    noise, sent = _inputs(2)
+    eager = small_netG.generate(noise, sent)
+    graphs = counters["stats"]["unique_graphs"]
+    compiled = compile_generator(copy.deepcopy(small_netG)).generate(noise, sent)
+    assert counters["stats"]["unique_graphs"] > graphs  # dynamo compiled the forward
+    assert not compiled.requires_grad
+    assert ((compiled - eager).abs().max() / eager.abs().max()).item() < 1e-5
+
+
 def test_text_to_image_row_times_tokeniser_text_encoder_and_generator_and_comes_first(small_netG: NetG,  # noqa: N803
                                                                                         clip_model: CLIP,
                                                                                         monkeypatch) -> None:
@@ -178,4 +195,7 @@ def test_text_to_image_row_times_tokeniser_text_encoder_and_generator_and_comes_
     text = report({"device": "cpu", "threads": 2, "torch": "x", "text_to_image": [row], "sampling": [row],
                    "training": None}).splitlines()
     assert text[2].lstrip().startswith("text -> images") and text[3].lstrip().startswith("NetG.generate alone")
+    compiled = report({"device": "cpu", "threads": 2, "torch": "x", "text_to_image": [row], "sampling": [row],
+                       "text_to_image_compiled": [row], "training": None}).splitlines()
+    assert compiled[4].lstrip().startswith("text -> images, NetG torch.compile")
     assert parser().parse_args(["bench"]).train_batch == 0

@@ -127,15 +127,17 @@ def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, 
 
 
 def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches: int = 5, train_batch: int = 0,
-          train_steps: int = 3, threads: int | None = None) -> dict:
+          train_steps: int = 3, threads: int | None = None, compile_rows: bool = False) -> dict:
     """The full-size birds architecture (nf 64, ViT-B/32, 256 -> 224 px) with RANDOM weights: per batch size the
-    text -> image pipeline's images/s and NetG's alone, then (``train_batch`` > 0; off by default) seconds per
-    training step (AMP on CUDA as the paper configs, fp32 on CPU). Random weights give the same speed as trained
-    ones; no files are read."""
+    text -> image pipeline's images/s and NetG's alone, then with ``compile_rows`` the text -> image rows again with
+    NetG ``torch.compile``d (``sample.compile_generator``; the untimed warm-up batch compiles), then
+    (``train_batch`` > 0; off by default) seconds per training step (AMP on CUDA as the paper configs, fp32 on CPU).
+    Random weights give the same speed as trained ones; no files are read."""
     from common import distributed
     from common.data.clip_weights import VIT_B32, import_clip
 
     from .config import GALIPConfig
+    from .sample import compile_generator
     from .train import Trainer
 
     if threads:
@@ -151,9 +153,14 @@ def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches:
     text_to_image = [text_to_image_throughput(netG, trainer.nets.text_encoder, b, n_batches, 1, config.z_dim, dev)
                      for b in batch_sizes]
     sampling = [sampling_throughput(netG, b, n_batches, 1, config.cond_dim, config.z_dim, dev) for b in batch_sizes]
+    compiled = []
+    if compile_rows:
+        compile_generator(netG)
+        compiled = [text_to_image_throughput(netG, trainer.nets.text_encoder, b, n_batches, 1, config.z_dim, dev)
+                    for b in batch_sizes]
     training = training_step_time(trainer, train_batch, train_steps) if train_batch > 0 else None
     return {"device": str(dev), "threads": torch.get_num_threads(), "text_to_image": text_to_image,
-            "sampling": sampling, "training": training,
+            "sampling": sampling, "text_to_image_compiled": compiled, "training": training,
             "torch": torch.__version__}
 
 
@@ -164,6 +171,7 @@ def report(result: dict) -> str:
              "  row                                  batch  images/s  s/batch  peak RSS MiB"]
     rows = [("text -> images (tokenise, CLIP, NetG)", r) for r in result["text_to_image"]]
     rows += [("NetG.generate alone", r) for r in result["sampling"]]
+    rows += [("text -> images, NetG torch.compile", r) for r in result.get("text_to_image_compiled", [])]
     for name, r in rows:
         lines.append(f"  {name:36s} {r['batch_size']:5d}  {r['images_per_s']:8.2f}  {r['s_per_batch']:7.3f}  "
                      f"{r['peak_rss_mib']:12.0f}" + (f"  (CUDA peak {r['peak_cuda_mib']:.0f} MiB)"
