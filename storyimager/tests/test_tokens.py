@@ -2,6 +2,7 @@
 
 import torch
 
+from storyimager.backbone import synthetic_words
 from storyimager.train import build_model
 
 
@@ -27,3 +28,13 @@ def test_no_position_rows_added_below_clip_length(config):
     model = build_model(config(max_length=24))
     assert model.text_encoder.embeddings.position_embedding.weight.shape[0] == 77
     assert not model.text_encoder.embeddings.position_embedding.weight.requires_grad
+
+
+def test_every_caption_word_is_one_token_of_the_stand_in_tokenizer(config):
+    """The stand-in's BPE merges are applied by rank, as CLIP's: each word's merges must build on the pieces the
+    earlier words' merges leave (built left to right alone, "standing" came out as st/an/d/i/n/g)."""
+    tok = build_model(config()).tokenizer
+    pieces = {word: tok.convert_ids_to_tokens(tok(word, add_special_tokens=False).input_ids)
+              for word in synthetic_words()}
+    assert all(p == [f"{word}</w>"] for word, p in pieces.items()), pieces
+    assert len(tok("pororo is standing in the snow.", add_special_tokens=False).input_ids) == 7

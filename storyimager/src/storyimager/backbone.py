@@ -81,7 +81,8 @@ def load_backbone(root: str | Path) -> Backbone:
 
 def _tiny_tokenizer_files(out: Path, words: list[str]) -> None:
     """A CLIP BPE vocabulary of the letters, digits and punctuation (any lowercase text tokenizes) plus one
-    token per word of ``words`` (merges built left to right)."""
+    token per word of ``words``: each word's merges join, left to right, the pieces the earlier merges leave of it,
+    and rank after them, so every word comes out whole (BPE applies merges by rank, not by word)."""
     out.mkdir(parents=True, exist_ok=True)
     symbols = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
     vocab: dict[str, int] = {}
@@ -89,17 +90,26 @@ def _tiny_tokenizer_files(out: Path, words: list[str]) -> None:
         vocab.setdefault(s, len(vocab))
     merges: list[tuple[str, str]] = []
     for word in sorted(set(words)):
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        parts = _bpe(list(word[:-1]) + [word[-1] + "</w>"], merges)
         while len(parts) > 1:
-            pair = (parts[0], parts[1])
-            if pair not in merges:
-                merges.append(pair)
+            merges.append((parts[0], parts[1]))
             parts = [parts[0] + parts[1]] + parts[2:]
             vocab.setdefault(parts[0], len(vocab))
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
     (out / "vocab.json").write_text(json.dumps(vocab))
     (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+
+
+def _bpe(parts: list[str], merges: list[tuple[str, str]]) -> list[str]:
+    """``parts`` after byte-pair encoding with ``merges`` (lowest rank first, as CLIP's tokenizer)."""
+    rank = {pair: i for i, pair in enumerate(merges)}
+    while len(parts) > 1:
+        i = min(range(len(parts) - 1), key=lambda j: rank.get((parts[j], parts[j + 1]), len(rank)))
+        if (parts[i], parts[i + 1]) not in rank:
+            break
+        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
+    return parts
 
 
 def sd15_scheduler():

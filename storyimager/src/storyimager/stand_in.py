@@ -7,7 +7,8 @@ the latents (how SD's 0.18215 was chosen), and it is saved back into the backbon
 36 epochs, Adam with a cosine learning-rate decay: after 12 epochs at a constant rate the reconstructions lost the
 sprites' colours (the character classifier's Char-F1 on reconstructed test frames 0.30, no better than on an
 untrained model's samples, so no generated frame could show a character), and a constant rate ends wherever its
-last spike leaves it; with this schedule 0.57 (real frames 0.60), reconstruction MSE 0.0025.
+last spike leaves it; with this schedule (2026-12-07) 0.53 on the test stories' frames (real frames 0.63),
+reconstruction MSE 0.0037 on the training frames.
 """
 
 from __future__ import annotations
