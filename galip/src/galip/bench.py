@@ -129,10 +129,10 @@ def training_step_time(trainer, batch_size: int, n_steps: int, warmup: int = 1, 
 def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches: int = 5, train_batch: int = 0,
           train_steps: int = 3, threads: int | None = None, compile_rows: bool = False) -> dict:
     """The full-size birds architecture (nf 64, ViT-B/32, 256 -> 224 px) with RANDOM weights: per batch size the
-    text -> image pipeline's images/s and NetG's alone, then with ``compile_rows`` the text -> image rows again with
-    NetG ``torch.compile``d (``sample.compile_generator``; the untimed warm-up batch compiles), then
-    (``train_batch`` > 0; off by default) seconds per training step (AMP on CUDA as the paper configs, fp32 on CPU).
-    Random weights give the same speed as trained ones; no files are read."""
+    text -> image pipeline's images/s and NetG's alone, then (``train_batch`` > 0; off by default) seconds per
+    training step (AMP on CUDA as the paper configs, fp32 on CPU), then with ``compile_rows`` the text -> image rows
+    again with NetG ``torch.compile``d (``sample.compile_generator``; the untimed warm-up batch compiles). Random
+    weights give the same speed as trained ones; no files are read."""
     from common import distributed
     from common.data.clip_weights import VIT_B32, import_clip
 
@@ -153,12 +153,12 @@ def bench(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 8), n_batches:
     text_to_image = [text_to_image_throughput(netG, trainer.nets.text_encoder, b, n_batches, 1, config.z_dim, dev)
                      for b in batch_sizes]
     sampling = [sampling_throughput(netG, b, n_batches, 1, config.cond_dim, config.z_dim, dev) for b in batch_sizes]
+    training = training_step_time(trainer, train_batch, train_steps) if train_batch > 0 else None
     compiled = []
-    if compile_rows:
+    if compile_rows:  # last: compile_generator changes netG in place, and the training step times the eager one
         compile_generator(netG)
         compiled = [text_to_image_throughput(netG, trainer.nets.text_encoder, b, n_batches, 1, config.z_dim, dev)
                     for b in batch_sizes]
-    training = training_step_time(trainer, train_batch, train_steps) if train_batch > 0 else None
     return {"device": str(dev), "threads": torch.get_num_threads(), "text_to_image": text_to_image,
             "sampling": sampling, "text_to_image_compiled": compiled, "training": training,
             "torch": torch.__version__}
