@@ -24,6 +24,17 @@ def test_character_names_are_single_new_tokens_and_only_new_rows_train(config):
     assert torch.all(positions.grad[:77] == 0) and positions.grad[77:].abs().sum() > 0
 
 
+def test_new_character_rows_start_from_a_standard_normal_and_apart(config):
+    """AR-LDM's transformers 4.24 gave new rows a bare nn.Embedding's N(0, 1) init; transformers' mean resizing would
+    start every name at the mean embedding (rows ~1e-5 apart), so the UNet could not tell the names apart."""
+    model = build_model(config())
+    table = model.text_encoder.get_input_embeddings().weight.detach()
+    rows = table[-len(model.config.characters):]
+    assert 0.8 < rows.std().item() < 1.2 and abs(rows.mean().item()) < 0.1
+    assert torch.cdist(rows, rows).add(torch.eye(len(rows)) * 1e9).min() > 4.0  # ~sqrt(2 x 32) = 8 apart
+    assert torch.equal(rows, build_model(config()).text_encoder.get_input_embeddings().weight.detach()[-len(rows):])
+
+
 def test_no_position_rows_added_below_clip_length(config):
     model = build_model(config(max_length=24))
     assert model.text_encoder.embeddings.position_embedding.weight.shape[0] == 77
