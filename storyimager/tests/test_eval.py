@@ -35,6 +35,26 @@ def test_eval_reports_every_metric_with_labels(config, tmp_path):
     assert (out / "eval_samples.png").is_file()
 
 
+def test_caption_shift_draws_each_story_from_the_captions_k_stories_on(config, tmp_path, monkeypatch):
+    """The control of the baseline table: story i is sampled from story (i + k) mod n's captions, scored as story i."""
+    from storyimager.data import story_dataset
+    from storyimager.evaluate import evaluate
+    from storyimager.train import build_model
+
+    cfg = config(eval_stories=5, eval_batch_size=2)
+    seen = []
+
+    def fake_sample(model, captions, masks, given=None, **kw):
+        seen.extend(captions)
+        return torch.zeros(len(captions), cfg.frames, 3, cfg.resolution, cfg.resolution)
+
+    monkeypatch.setattr("storyimager.evaluate.sample_story", fake_sample)
+    results = evaluate(build_model(cfg).eval(), tmp_path, "visualize", fid=False, caption_shift=2)
+    data = story_dataset(cfg, "test")
+    assert seen == [list(data[(i + 2) % 5]["captions"]) for i in range(5)] and results["caption_shift"] == 2
+    assert len({tuple(c) for c in seen}) == 5  # five different stories
+
+
 def test_agreement_with_frame_1_scores_shared_characters_and_colours():
     """Character agreement is the mean Jaccard index of each later frame's predicted set with frame 1's true set;
     colour agreement is 1 for frames with frame 1's colours and falls with the share of pixels that differ."""

@@ -1,9 +1,11 @@
 """The embedded default's evidence: the fine-tuned model beside its baselines, and the ablation table.
 
 - Baselines: the same architecture untrained (``build_model`` on the same backbone folder: the stand-in VAE, the
-  random UNet, StoryImager's parts at their initialisation) and the real test frames (the classifier's ceiling),
-  beside the fine-tuned model: Char-F1 / Frm-Acc of visualization and continuation, and each mode's agreement of
-  frames 2..K with the real frame 1 (``agreement``; visualization does not see frame 1).
+  random UNet, StoryImager's parts at their initialisation), the fine-tuned model drawing each test story from
+  another story's captions (visualization; ``evaluate``'s ``caption_shift``: what drawing sprites without reading
+  the captions scores) and the real test frames (the classifier's ceiling), beside the fine-tuned model: Char-F1 /
+  Frm-Acc of visualization and continuation, and each mode's agreement of frames 2..K with the real frame 1
+  (``agreement``; visualization does not see frame 1).
 - Ablations: the full model, FSCA off (stock cross-attention per frame), CFE off, and the ``inpainting`` input
   instead of ``masked_noise``, each fine-tuned with several seeds and evaluated like the full model; every cell is
   mean +- sd over the seeds.
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from .config import StoryImagerConfig
+from .data import story_dataset
 from .evaluate import evaluate
 from .train import build_model, load_trained, train
 
@@ -39,9 +42,14 @@ def evaluate_modes(model, out_dir: Path) -> dict[str, dict]:
 def baselines(config: StoryImagerConfig, run_dir: Path, trained: dict[str, dict]) -> dict[str, dict[str, dict]]:
     """{row: {mode: results}} for the untrained model, the fine-tuned one (``trained``) and the real frames."""
     untrained = evaluate_modes(build_model(config, config.device).eval(), run_dir / "eval_untrained")
+    n = len(story_dataset(config, "test"))
+    shift = min(n, config.eval_stories or n) // 2
+    other = {"visualize": evaluate(load_trained(run_dir / "model.pt"), run_dir / "eval_other_captions", "visualize",
+                                   fid=False, caption_shift=shift)}
     real = {mode: {key.removeprefix("real_"): value for key, value in results.items() if key.startswith("real_")}
             for mode, results in trained.items()}
-    return {"untrained (same architecture, not fine-tuned)": untrained, "fine-tuned": trained,
+    return {"untrained (same architecture, not fine-tuned)": untrained,
+            f"fine-tuned, captions of story i + {shift} (control)": other, "fine-tuned": trained,
             "real test frames (ceiling)": real}
 
 

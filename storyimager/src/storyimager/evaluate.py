@@ -40,10 +40,12 @@ def _uint8(frames: torch.Tensor) -> torch.Tensor:
     return ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int | None = None, fid: bool = True
-             ) -> dict:
+def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int | None = None, fid: bool = True,
+             caption_shift: int = 0) -> dict:
     """Generate the test stories and score them; writes ``eval.json`` and ``eval_samples.png`` into ``out_dir``.
-    ``fid=False`` skips FID (the embedded default's baseline and ablation rows: its Inception is random there)."""
+    ``fid=False`` skips FID (the embedded default's baseline and ablation rows: its Inception is random there).
+    ``caption_shift`` k > 0 is a control: story i is drawn from the captions of story (i + k) mod n and still
+    scored against its own frames and labels, so a model that draws what its captions say scores lower."""
     config = model.config
     data = story_dataset(config, "test")
     require_eval_files(config, scored=bool(config.classifier) and data.stories.labels is not None)
@@ -61,6 +63,8 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
     batches = [list(range(i, min(i + config.eval_batch_size, n))) for i in range(0, n, config.eval_batch_size)]
     for idx in tqdm(batches, desc=f"eval ({mode})", unit="batch"):
         batch = collate([data[i] for i in idx])
+        if caption_shift:
+            batch["captions"] = [list(data[(i + caption_shift) % n]["captions"]) for i in idx]
         frames = sample_story(model, batch["captions"], mask.expand(len(idx), -1),
                               batch["images"] if mode == "continue" else None,
                               steps=config.sample_steps, guidance=config.guidance, eta=config.eta, generator=gen)
@@ -77,7 +81,7 @@ def evaluate(model, out_dir: str | Path, mode: str | None = None, stories: int |
             rows += [torch.cat([batch["images"][j], frames[j].cpu()], dim=-2) for j in range(min(4 - len(rows),
                                                                                                 len(idx)))]
     fake_frames, real_frames = torch.cat(fake), torch.cat(real)
-    results: dict = {"mode": mode, "stories": n, "frames": len(fake_frames)}
+    results: dict = {"mode": mode, "stories": n, "frames": len(fake_frames), "caption_shift": caption_shift}
     first, later, real_later = (torch.cat(hists[key]) for key in ("first", "later", "real_later"))
     results.update(colour_agree=colour_agreement(later, first), real_colour_agree=colour_agreement(real_later, first))
     for protocol in config.fid_protocols if fid else ():
