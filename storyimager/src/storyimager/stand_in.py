@@ -11,7 +11,8 @@ it is unlearnt).
 Measured 2026-12-07 (SYNTHETIC, 1,000 steps, reconstruction MSE on test frames): without the warmup, seeds 10, 12
 and 13 ended at 0.010, 0.017 and 0.010, and at lr 2e-3 at 0.017-0.039 (seed 3's VAE of such a run drew no sprite:
 the character classifier's Char-F1 on its reconstructions 0.08, on the real frames 0.94); with the warmup 0.010,
-0.010 and 0.006 (seed 14: 0.010), and seed 3's VAE scored 0.52 (real frames 0.88).
+0.010 and 0.006 (seed 14: 0.010), and seed 3's VAE scored 0.52 (real frames 0.88). The embedded default's 36
+epochs (seed 0) end at reconstruction MSE 0.0009 on the training frames (0.0037 before the warmup and these switches).
 """
 
 from __future__ import annotations
