@@ -8,7 +8,7 @@ TOOL_PINS := tox==4.67.15 tox-uv==1.37.1 uv==0.13.9
 TOX      := $(TOOLS)/bin/tox
 TOOLS_OK := $(TOOLS)/.installed-$(subst ==,-,$(subst $() ,_,$(TOOL_PINS)))
 
-.PHONY: help test lint clean $(addprefix test-,$(PROJECTS)) $(addprefix standalone-,$(PAPERS))
+.PHONY: help test lint clean $(addprefix tox-,$(TEST_ENVS)) $(addprefix test-,$(PROJECTS)) $(addprefix standalone-,$(PAPERS))
 
 help:
 	@echo "make reproduce-<paper> [DATA=dir]  reproduce one paper (no DATA: its embedded synthetic default)"
@@ -23,9 +23,20 @@ $(TOOLS_OK):
 	$(TOOLS)/bin/pip install --quiet $(TOOL_PINS)
 	touch $@
 
-# tox runs every environment, then prints one line each: setup[install s] + cmd[tests s].
+# Every tox environment, TEST_JOBS at a time, the longest first; each job's torch gets an equal share of the
+# cores (OMP_NUM_THREADS), so two jobs on 2 cores do not oversubscribe them. Each environment's output is
+# printed whole when it ends, closing with its line setup[install s] + cmd[tests s]. TEST_JOBS=1: one at a time.
+TEST_JOBS ?= 2
+TEST_ENVS := denet galip storyimager repo dualvgr mvgcn befa common ld4mrec lint
+CORES    := $(shell nproc 2>/dev/null || echo 1)
+TEST_THREADS := $(shell echo $$(( $(CORES) / $(TEST_JOBS) > 0 ? $(CORES) / $(TEST_JOBS) : 1 )))
+
 test: $(TOOLS_OK)
-	$(TOX) run
+	@OMP_NUM_THREADS=$(TEST_THREADS) $(MAKE) --no-print-directory -j$(TEST_JOBS) -k --output-sync=target \
+		$(addprefix tox-,$(TEST_ENVS))
+
+tox-%: $(TOOLS_OK)
+	@$(TOX) run -e $*
 
 lint: $(TOOLS_OK)
 	$(TOX) run -e lint
