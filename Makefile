@@ -8,12 +8,20 @@ TOOL_PINS := tox==4.67.15 tox-uv==1.37.1 uv==0.13.9
 TOX      := $(TOOLS)/bin/tox
 TOOLS_OK := $(TOOLS)/.installed-$(subst ==,-,$(subst $() ,_,$(TOOL_PINS)))
 
-.PHONY: help test lint clean $(addprefix tox-,$(TEST_ENVS)) $(addprefix test-,$(PROJECTS)) $(addprefix standalone-,$(PAPERS))
+# Every tox environment, TEST_JOBS at a time, the longest first; each job's torch gets an equal share of the
+# cores (OMP_NUM_THREADS), so two jobs on 2 cores do not oversubscribe them. Each environment's output is
+# printed whole when it ends, closing with its line setup[install s] + cmd[tests s]. TEST_JOBS=1: one at a time.
+TEST_JOBS ?= 2
+TEST_ENVS := denet galip storyimager repo dualvgr mvgcn befa common ld4mrec lint
+CORES    := $(shell nproc 2>/dev/null || echo 1)
+TEST_THREADS := $(shell echo $$(( $(CORES) / $(TEST_JOBS) > 0 ? $(CORES) / $(TEST_JOBS) : 1 )))
+
+.PHONY: help test lint clean $(addprefix test-,$(TEST_ENVS)) $(addprefix standalone-,$(PAPERS))
 
 help:
 	@echo "make reproduce-<paper> [DATA=dir]  reproduce one paper (no DATA: its embedded synthetic default)"
 	@echo "make test                         every tox environment (lint + all projects)"
-	@echo "make test-<project>               one of: $(PROJECTS)"
+	@echo "make test-<env>                   one of: $(TEST_ENVS)"
 	@echo "make standalone-<paper>           the paper + common/ copied out, installed from its requirements.txt, tested"
 	@echo "papers: $(PAPERS)"
 
@@ -23,26 +31,15 @@ $(TOOLS_OK):
 	$(TOOLS)/bin/pip install --quiet $(TOOL_PINS)
 	touch $@
 
-# Every tox environment, TEST_JOBS at a time, the longest first; each job's torch gets an equal share of the
-# cores (OMP_NUM_THREADS), so two jobs on 2 cores do not oversubscribe them. Each environment's output is
-# printed whole when it ends, closing with its line setup[install s] + cmd[tests s]. TEST_JOBS=1: one at a time.
-TEST_JOBS ?= 2
-TEST_ENVS := denet galip storyimager repo dualvgr mvgcn befa common ld4mrec lint
-CORES    := $(shell nproc 2>/dev/null || echo 1)
-TEST_THREADS := $(shell echo $$(( $(CORES) / $(TEST_JOBS) > 0 ? $(CORES) / $(TEST_JOBS) : 1 )))
-
 test: $(TOOLS_OK)
 	@OMP_NUM_THREADS=$(TEST_THREADS) $(MAKE) --no-print-directory -j$(TEST_JOBS) -k --output-sync=target \
-		$(addprefix tox-,$(TEST_ENVS))
-
-tox-%: $(TOOLS_OK)
-	@$(TOX) run -e $*
+		$(addprefix test-,$(TEST_ENVS))
 
 lint: $(TOOLS_OK)
 	$(TOX) run -e lint
 
-$(addprefix test-,$(PROJECTS)): test-%: $(TOOLS_OK)
-	$(TOX) run -e $*
+$(addprefix test-,$(TEST_ENVS)): test-%: $(TOOLS_OK)
+	@$(TOX) run -e $*
 
 # The paper lifted out: its folder and common/ (befa: and mvgcn/) copied to a scratch folder, a new
 # virtualenv from its requirements.txt, its whole test suite (CI runs the quick form for every paper).
